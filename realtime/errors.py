@@ -1,0 +1,37 @@
+"""Exception types for bad input from outside the engine.
+
+One type per kind of bad input, each a ValueError so callers that only care about "bad argument"
+can catch that; the CLI and the HTTP server turn them into a one-line message or a 4xx.
+"""
+
+
+class BYAError(ValueError):
+    """Base class of every error caused by input the engine was given."""
+
+
+class CharacterCountError(BYAError):
+    """A scene asked for fewer than 1 or more than 4 characters."""
+
+
+class SpeechError(BYAError):
+    """Text-to-speech was asked for something it cannot say (empty text, unknown voice or language)."""
+
+
+class SceneError(BYAError):
+    """A scene description (built-in or from a file) is invalid."""
+
+
+class ShardError(BYAError):
+    """A dataset shard or its manifest is missing, corrupt or of an unknown format."""
+
+
+class OutputPathError(BYAError):
+    """An output location cannot be written."""
+
+
+class CheckpointError(BYAError):
+    """A checkpoint is missing, corrupt, or does not match the model it is loaded into."""
+
+
+class VideoInputError(BYAError):
+    """A video given for evaluation cannot be read or does not match its ground truth."""
