@@ -1,0 +1,44 @@
+"""The `bya` command line: help works without heavy imports, bad arguments end in one clear line."""
+
+from __future__ import annotations
+
+import pytest
+
+from realtime.cli import main
+
+
+def test_help_lists_commands(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for name in ("demo", "data", "eval", "bench"):
+        assert name in out
+
+
+def test_subcommand_help_shows_its_arguments(capsys):
+    with pytest.raises(SystemExit):
+        main(["data", "synth", "--help"])
+    out = capsys.readouterr().out
+    assert "--clips" in out and "--seed" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["data", "synth", "--out", "{tmp}/ds", "--clips", "0"], "--clips must be at least 1, got 0"),
+        (["data", "synth", "--out", "{tmp}/ds", "--clips", "1", "--size", "100"], "--size must be one of"),
+        (["data", "synth", "--out", "{tmp}/ds", "--clips", "1", "--characters", "5"], "between 1 and 4, got 5"),
+        (["data", "synth", "--out", "{tmp}/ds", "--clips", "1", "--characters", "0"], "between 1 and 4, got 0"),
+        (["data", "synth", "--out", "{tmp}/file/ds", "--clips", "1"], "cannot write to"),
+        (["data", "inspect", "{tmp}/nothing"], "no manifest.json"),
+        (["demo", "--characters", "5", "--out", "{tmp}/d"], "between 1 and 4, got 5"),
+    ],
+)
+def test_bad_arguments_give_one_line(tmp_path, capsys, argv, message):
+    (tmp_path / "file").write_text("x")
+    rc = main([a.replace("{tmp}", str(tmp_path)) for a in argv])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert err.startswith("bya: error:") and message in err and "\n" not in err
+    assert not (tmp_path / "ds").exists() or not any((tmp_path / "ds").iterdir())
