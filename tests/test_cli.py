@@ -28,8 +28,14 @@ def test_subcommand_help_shows_its_arguments(capsys):
     [
         (["data", "synth", "--out", "{tmp}/ds", "--clips", "0"], "--clips must be at least 1, got 0"),
         (["data", "synth", "--out", "{tmp}/ds", "--clips", "1", "--size", "100"], "--size must be one of"),
-        (["data", "synth", "--out", "{tmp}/ds", "--clips", "1", "--characters", "5"], "between 1 and 4, got 5"),
-        (["data", "synth", "--out", "{tmp}/ds", "--clips", "1", "--characters", "0"], "between 1 and 4, got 0"),
+        (
+            ["data", "synth", "--out", "{tmp}/ds", "--clips", "1", "--characters", "5"],
+            "between 1 and 4, got 5",
+        ),
+        (
+            ["data", "synth", "--out", "{tmp}/ds", "--clips", "1", "--characters", "0"],
+            "between 1 and 4, got 0",
+        ),
         (["data", "synth", "--out", "{tmp}/file/ds", "--clips", "1"], "cannot write to"),
         (["data", "inspect", "{tmp}/nothing"], "no manifest.json"),
         (["demo", "--characters", "5", "--out", "{tmp}/d"], "between 1 and 4, got 5"),

@@ -1,0 +1,185 @@
+"""Train the frame autoencoder on world frames: resumable, on CPU or GPU, with a held-out PSNR report.
+
+Frames come from a rolling pool of world clips generated on the fly (or from shards), so no dataset has
+to exist first. The loss weights mouth regions up: a blurred mouth would cap every lip-sync figure.
+Run: python -m distill.train_autoencoder --out runs/ae --minutes 30 [--resume] [--device cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from distill.clip import Clip, make_clip
+from distill.shards import clip_seed
+from realtime.autoencoder import AUTOENCODER_CONFIGS, FrameAutoencoder, save_autoencoder
+
+TRAIN_SEED = 5_000_000  # dataset seed of training clips; evaluation uses EVAL_SEED, so they never overlap
+EVAL_SEED = 17
+MOUTH_WEIGHT = 8.0  # mouth boxes are ~1% of the pixels but carry the whole lip-sync signal
+
+
+class FramePool:
+    """A rolling pool of world clips; batches are random frames (with their mouth boxes) from the pool."""
+
+    def __init__(self, size: int, pool: int, seconds: float, seed: int) -> None:
+        self.size, self.seconds, self.seed = size, seconds, seed
+        self.next_index = 0
+        self.clips: list[Clip] = [self._new() for _ in range(pool)]
+        self.rng = np.random.default_rng(seed)
+
+    def _new(self) -> Clip:
+        clip = make_clip(clip_seed(self.seed, self.next_index), size=self.size, seconds=self.seconds)
+        self.next_index += 1
+        return clip
+
+    def refresh(self) -> None:
+        self.clips[int(self.rng.integers(len(self.clips)))] = self._new()
+
+    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        frames, weights = [], []
+        for _ in range(n):
+            clip = self.clips[int(self.rng.integers(len(self.clips)))]
+            t = int(self.rng.integers(clip.n_frames))
+            frames.append(clip.render.frames[t])
+            weights.append(mouth_weight_map(clip.render.mouth_boxes[t], self.size))
+        x = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        return x, torch.from_numpy(np.stack(weights))[:, None]
+
+
+def mouth_weight_map(mouth_boxes: np.ndarray, size: int) -> np.ndarray:
+    """(N, 4) pixel boxes -> (size, size) float32 weights: 1 everywhere, MOUTH_WEIGHT inside mouths."""
+    w = np.ones((size, size), np.float32)
+    for x0, y0, x1, y1 in mouth_boxes:
+        xa, ya = max(math.floor(x0), 0), max(math.floor(y0), 0)
+        xb, yb = min(math.ceil(x1), size), min(math.ceil(y1), size)
+        if xb > xa and yb > ya:
+            w[ya:yb, xa:xb] = MOUTH_WEIGHT
+    return w
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB of images in [-1, 1] (peak-to-peak 2)."""
+    mse = F.mse_loss(a.clamp(-1, 1), b.clamp(-1, 1)).item()
+    return float("inf") if mse == 0 else 10 * math.log10(4.0 / mse)
+
+
+@torch.no_grad()
+def evaluate(model: FrameAutoencoder, size: int, clips: int = 6, device: str = "cpu") -> dict:
+    """PSNR over whole frames and over mouth boxes on held-out clips (seeds never used in training)."""
+    model.eval()
+    whole, mouth = [], []
+    for i in range(clips):
+        clip = make_clip(clip_seed(EVAL_SEED, i), size=size, seconds=2.0)
+        x = torch.from_numpy(clip.render.frames[::5]).permute(0, 3, 1, 2).float().to(device) / 127.5 - 1.0
+        y = model(x)
+        whole.append(psnr(y, x))
+        for t, boxes in zip(range(0, clip.n_frames, 5), clip.render.mouth_boxes[::5], strict=False):
+            for x0, y0, x1, y1 in boxes.astype(int):
+                sl = (slice(None), slice(max(y0, 0), y1), slice(max(x0, 0), x1))
+                k = t // 5
+                if y1 > y0 and x1 > x0:
+                    mouth.append(psnr(y[k][sl], x[k][sl]))
+    model.train()
+    return {"psnr_db": float(np.mean(whole)), "mouth_psnr_db": float(np.mean(mouth)), "eval_clips": clips}
+
+
+def train(args: argparse.Namespace) -> dict:
+    torch.manual_seed(0)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = AUTOENCODER_CONFIGS[args.preset]
+    model = FrameAutoencoder(cfg).to(args.device)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
+    step, spent = 0, 0.0
+    state_path = out / "state.pt"
+    if args.resume and state_path.is_file():
+        state = torch.load(state_path, map_location=args.device)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        step, spent = state["step"], state["seconds"]
+        print(f"resumed at step {step} ({spent / 60:.1f} min spent)")
+    pool = FramePool(args.size, args.pool, seconds=4.0, seed=TRAIN_SEED + step)  # new clips after a resume
+    start, last_save, log = time.perf_counter(), time.perf_counter(), []
+    while spent + time.perf_counter() - start < args.minutes * 60:
+        x, w = pool.batch(args.batch)
+        x, w = x.to(args.device), w.to(args.device)
+        # cosine decay over the planned time keeps the end of training stable for the card's numbers
+        frac = min((spent + time.perf_counter() - start) / (args.minutes * 60), 1.0)
+        for g in opt.param_groups:
+            g["lr"] = args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
+        y = model(x)
+        loss = (w * (y - x).abs()).mean() / w.mean() + 0.5 * F.mse_loss(y, x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        if step % args.refresh_every == 0:
+            pool.refresh()
+        if step % 50 == 0:
+            log.append({"step": step, "loss": loss.item()})
+            print(
+                f"step {step} loss {loss.item():.4f} ({(spent + time.perf_counter() - start) / 60:.1f} min)",
+                flush=True,
+            )
+        if time.perf_counter() - last_save > 120:
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "opt": opt.state_dict(),
+                    "step": step,
+                    "seconds": spent + time.perf_counter() - start,
+                },
+                state_path,
+            )
+            last_save = time.perf_counter()
+    spent += time.perf_counter() - start
+    torch.save(
+        {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "seconds": spent}, state_path
+    )
+    with torch.no_grad():  # latent scale: unit std latents for the diffusion model
+        x, _ = pool.batch(64)
+        model.latent_scale.fill_(model.encoder(x.to(args.device)).std().item())
+    metrics = {f"{s}px": evaluate(model, s, device=args.device) for s in (128, 256)}
+    facts = {
+        "preset": args.preset,
+        "config": asdict(cfg),
+        "steps": step,
+        "batch": args.batch,
+        "train_minutes": spent / 60,
+        "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
+        "train_size": args.size,
+        "metrics": metrics,
+        "latent_scale": model.latent_scale.item(),
+    }
+    save_autoencoder(model.cpu(), out / f"{args.preset}.safetensors", extra={"training": facts})
+    (out / "train_log.json").write_text(json.dumps(log))
+    print(json.dumps(facts, indent=1))
+    return facts
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--out", default="runs/ae")
+    p.add_argument("--preset", default="ae-s", choices=sorted(AUTOENCODER_CONFIGS))
+    p.add_argument("--minutes", type=float, default=30.0, help="total training time, counting resumed runs")
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--pool", type=int, default=24, help="clips held in the rolling pool")
+    p.add_argument("--refresh-every", type=int, default=10, help="steps between replacing one pool clip")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--resume", action="store_true")
+    train(p.parse_args())
+
+
+if __name__ == "__main__":
+    main()
