@@ -18,13 +18,17 @@ import torch.nn.functional as F
 # ---------------------------------------------------------------------------------------------------
 
 
-def as_kv_lens(kv_lens: torch.Tensor | Sequence[int] | None, batch: int, lk: int, device: torch.device) -> torch.Tensor:
+def as_kv_lens(
+    kv_lens: torch.Tensor | Sequence[int] | None, batch: int, lk: int, device: torch.device
+) -> torch.Tensor:
     """Valid key counts as an int32 tensor on `device`; None means every key is valid."""
     if kv_lens is None:
         return torch.full((batch,), lk, dtype=torch.int32, device=device)
     lens = torch.as_tensor(kv_lens, device=device)
     if lens.shape != (batch,):
-        raise ValueError(f"kv_lens must have shape ({batch},) (one length per batch element), got {tuple(lens.shape)}")
+        raise ValueError(
+            f"kv_lens must have shape ({batch},) (one length per batch element), got {tuple(lens.shape)}"
+        )
     if lens.dtype.is_floating_point or lens.dtype == torch.bool:
         raise ValueError(f"kv_lens must be an integer tensor, got {lens.dtype}")
     # Checking values needs the numbers on the host; on CUDA that is a sync, so only CPU tensors are checked
@@ -127,7 +131,9 @@ def chunk_ids(length: int, ref_len: int, chunk_len: int, device: torch.device | 
     return torch.where(t < ref_len, 0, 1 + torch.div(t - ref_len, chunk_len, rounding_mode="floor"))
 
 
-def chunk_causal_mask(length: int, ref_len: int, chunk_len: int, device: torch.device | None = None) -> torch.Tensor:
+def chunk_causal_mask(
+    length: int, ref_len: int, chunk_len: int, device: torch.device | None = None
+) -> torch.Tensor:
     """(L, L) boolean mask, True where query i may see key j: block(j) <= block(i).
 
     A chunk sees the reference and every chunk up to itself; the reference (block 0) sees only itself.
@@ -145,7 +151,12 @@ def check_chunk_args(length: int, ref_len: int, chunk_len: int) -> None:
 
 
 def chunk_causal_attention_sdpa(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ref_len: int, chunk_len: int, scale: float | None = None
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    ref_len: int,
+    chunk_len: int,
+    scale: float | None = None,
 ) -> torch.Tensor:
     """SDPA with the dense (L, L) boolean chunk-causal mask; differentiable."""
     check_attention_args(q, k, v)
@@ -159,7 +170,12 @@ def chunk_causal_attention_sdpa(
 
 
 def chunk_causal_attention_math(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ref_len: int, chunk_len: int, scale: float | None = None
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    ref_len: int,
+    chunk_len: int,
+    scale: float | None = None,
 ) -> torch.Tensor:
     """Explicit fp32 chunk-causal attention; differentiable ground truth."""
     check_attention_args(q, k, v)
@@ -177,14 +193,14 @@ def chunk_causal_attention_math(
 # ---------------------------------------------------------------------------------------------------
 
 
-def check_router_args(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, frame_tokens: int) -> int:
+def check_router_args(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, frame_tokens: int
+) -> int:
     """Raise ValueError on a bad router call; return the audio tokens per frame A."""
     if q.dim() != 4:
         raise ValueError(f"q must be (B, H, N, D) with N = frames * frame_tokens, got {tuple(q.shape)}")
     if k.dim() != 5 or k.shape != v.shape:
-        raise ValueError(
-            f"k and v must both be (B, K, H, T*A, D), got {tuple(k.shape)} and {tuple(v.shape)}"
-        )
+        raise ValueError(f"k and v must both be (B, K, H, T*A, D), got {tuple(k.shape)} and {tuple(v.shape)}")
     b, h, n, d = q.shape
     chars = k.shape[1]
     if not 1 <= chars <= 4:
@@ -201,7 +217,9 @@ def check_router_args(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: t
     if not (q.dtype == k.dtype == v.dtype):
         raise ValueError(f"q, k, v must share a dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
     if q.dtype not in (torch.float32, torch.float16, torch.bfloat16) or not mask.dtype.is_floating_point:
-        raise ValueError(f"q must be float32/float16/bfloat16 and mask floating point, got {q.dtype}, {mask.dtype}")
+        raise ValueError(
+            f"q must be float32/float16/bfloat16 and mask floating point, got {q.dtype}, {mask.dtype}"
+        )
     if len({q.device, k.device, v.device, mask.device}) != 1:
         raise ValueError("q, k, v and mask must be on one device")
     return k.shape[3] // frames

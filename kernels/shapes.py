@@ -50,9 +50,13 @@ class AttentionShape:
 
 PRESETS: dict[str, AttentionShape] = {
     # 128 px frame -> 16x16 latent, patch 2 -> 64 tokens; width 192 runs in real time on 2 CPU cores.
-    "toon-s": AttentionShape(frame_tokens=64, chunk_frames=2, window_chunks=4, heads=6, kv_heads=6, head_dim=32),
+    "toon-s": AttentionShape(
+        frame_tokens=64, chunk_frames=2, window_chunks=4, heads=6, kv_heads=6, head_dim=32
+    ),
     # 256 px -> 32x32 latent, patch 2 -> 256 tokens; width 768 for one GPU.
-    "base": AttentionShape(frame_tokens=256, chunk_frames=2, window_chunks=8, heads=12, kv_heads=12, head_dim=64),
+    "base": AttentionShape(
+        frame_tokens=256, chunk_frames=2, window_chunks=8, heads=12, kv_heads=12, head_dim=64
+    ),
     # 512 px -> 64x64 latent, patch 2 -> 1024 tokens; width 1536, ~28.7k keys with a full window.
     "large": AttentionShape(
         frame_tokens=1024, chunk_frames=3, window_chunks=8, heads=12, kv_heads=12, head_dim=128

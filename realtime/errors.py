@@ -35,3 +35,11 @@ class CheckpointError(BYAError):
 
 class VideoInputError(BYAError):
     """A video given for evaluation cannot be read or does not match its ground truth."""
+
+
+class FrameSizeError(BYAError):
+    """A frame size that the renderer or the model does not support (see realtime.media)."""
+
+
+class ScriptError(BYAError):
+    """A dialogue script was asked for with invalid parameters (a duration out of range, a bad seed)."""
