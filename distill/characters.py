@@ -133,7 +133,7 @@ def _sample_motion(rng: np.random.Generator, home: tuple[float, float], others: 
         "tilt_deg": _r(rng.uniform(1.0, 7.0)),
         "phase": _r(rng.uniform(0, 1)),
         "drift": {
-            "to": [_r(np.clip(to[0], 0.05, 0.95)), _r(np.clip(to[1], 0.3, 0.7))],
+            "to": [_r(np.clip(to[0], 0.05, 0.95)), _r(np.clip(to[1], home[1] - 0.02, 0.74))],
             "period_s": _r(rng.uniform(5.0, 14.0)),
             "phase": _r(rng.uniform(0, 1)),
         },
@@ -150,13 +150,17 @@ def _sample_character(
     hair = _pick(rng, _FANTASY_HAIR if rng.random() < 0.25 else _HAIR)
     hat = _pick(rng, HAT_STYLES, p=[0.55, 0.15, 0.15, 0.15])
     accent = _rgb(rng, 20, 235)
+    aspect = rng.uniform(0.95, 1.3)
+    # Keep the head (and most of a hat) inside the frame: a big head cannot stand too high.
+    reach = {"none": 0.6, "cap": 0.7, "beanie": 0.8, "top_hat": 1.2}[hat] * size * aspect
+    home = (home[0], _r(min(max(home[1], reach + 0.03), 0.72)))
     return {
         "name": _sample_name(rng, taken),
         "home": [home[0], home[1]],
         "depth": _r(depth),
         "head": {
             "size": _r(size),
-            "aspect": _r(rng.uniform(0.95, 1.3)),
+            "aspect": _r(aspect),
             "roundness": _r(rng.uniform(2.0, 3.6)),
         },
         "skin": _jitter(rng, skin),
@@ -171,7 +175,10 @@ def _sample_character(
         "hat": {"style": hat, "colour": _rgb(rng, 20, 235)},
         "accessories": {
             "glasses": {"style": _pick(rng, GLASSES_STYLES, p=[0.6, 0.2, 0.2]), "colour": _rgb(rng, 0, 120)},
-            "earrings": {"style": _pick(rng, EARRING_STYLES, p=[0.6, 0.2, 0.2]), "colour": _rgb(rng, 150, 255)},
+            "earrings": {
+                "style": _pick(rng, EARRING_STYLES, p=[0.6, 0.2, 0.2]),
+                "colour": _rgb(rng, 150, 255),
+            },
             "neckwear": {"style": _pick(rng, NECKWEAR_STYLES, p=[0.4, 0.3, 0.3]), "colour": accent},
         },
         "shirt": _rgb(rng, 20, 235),
@@ -255,7 +262,12 @@ def _styled(styles: tuple[str, ...]) -> dict:
     return {"style": _choice(styles), "colour": _colour}
 
 
-_SHAPE = {"kind": _choice(SHAPE_KINDS), "center": _vec2(-0.5, 1.5), "size": _vec2(0.0, 1.0), "colour": _colour}
+_SHAPE = {
+    "kind": _choice(SHAPE_KINDS),
+    "center": _vec2(-0.5, 1.5),
+    "size": _vec2(0.0, 1.0),
+    "colour": _colour,
+}
 
 _BACKGROUND = {
     "top": _colour,

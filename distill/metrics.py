@@ -10,10 +10,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.ndimage import correlate1d, uniform_filter1d
+from scipy.ndimage import correlate1d, maximum_filter1d, uniform_filter1d
 
 DEFAULT_MAX_LAG = 8  # frames (320 ms at 25 fps); wider than the ITU-R BT.1359 detectability window
-ACTIVITY_WINDOW = 9  # frames (360 ms): about one syllable either side, bridges closures between words
+ACTIVITY_WINDOW = 5  # frames (200 ms): bridges the closed frames between syllables, barely smears turns
+BINDING_GUARD = ACTIVITY_WINDOW // 2  # frames next to a character's own speech that no negative class uses
 PSNR_CAP_DB = 100.0  # dB; stands in for +inf (identical images) so reports stay valid JSON
 BACKGROUND_MASK_MAX = 0.05  # a pixel is background where no character's soft mask exceeds this
 SSIM_SIGMA = 1.5  # px; the Gaussian window of the original SSIM paper (Wang et al. 2004)
@@ -168,53 +169,83 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> tuple[float, str | None]:
     return float(u / (n_pos * n_neg)), None
 
 
-def binding_auc(activity: np.ndarray, active: np.ndarray) -> list[dict]:
+def _valid_flags(valid: np.ndarray | None, shape: tuple[int, ...], who: str) -> np.ndarray:
+    if valid is None:
+        return np.ones(shape, dtype=bool)
+    valid = np.asarray(valid, dtype=bool)
+    if valid.shape != shape:
+        raise ValueError(f"{who} needs (N, T) valid flags of shape {shape}, got {valid.shape}")
+    return valid
+
+
+def binding_auc(
+    activity: np.ndarray, active: np.ndarray, guard: int = BINDING_GUARD, valid: np.ndarray | None = None
+) -> list[dict]:
     """Per character: AUC of its mouth activity for its OWN speech and for OTHER characters' speech.
 
     own:   positives = frames where it speaks; negatives = frames where it is silent.
     other: positives = frames where it is silent and someone else speaks; negatives = frames where
            nobody speaks. A correctly bound mouth is as still while others talk as in silence
            (~0.5); a mouth driven by another character's audio moves while they talk (-> 1).
+    Silent frames within `guard` frames of its own speech are left out of both tests: the activity
+    window smears speech into them, which would penalise a perfect render at every turn boundary.
+    `valid` (N, T) bool drops a character's frames where its mouth cannot be read (occluded by another
+    character standing in front: the reader would read the front character's mouth).
     """
     activity = np.asarray(activity, dtype=np.float64)
     active = np.asarray(active, dtype=bool)
     if activity.shape != active.shape or activity.ndim != 2:
         raise ValueError(f"binding_auc needs (N, T) activity and flags, got {activity.shape}, {active.shape}")
+    valid = _valid_flags(valid, active.shape, "binding_auc")
     n = active.shape[0]
+    near = maximum_filter1d(active.astype(np.uint8), 2 * guard + 1, axis=1).astype(bool) if guard else active
     out = []
     for i in range(n):
-        own, own_reason = roc_auc(activity[i], active[i])
+        used = (active[i] | ~near[i]) & valid[i]  # speaking frames, silent frames clear of the guard band
+        own, own_reason = roc_auc(activity[i][used], active[i][used])
         if n < 2:
             other, other_reason = math.nan, "no other character in the scene"
         else:
             others = np.delete(active, i, axis=0).any(axis=0)
-            silent = ~active[i]
+            silent = ~near[i] & valid[i]
             other, other_reason = roc_auc(activity[i][silent], others[silent])
             if other_reason is not None:
                 other_reason = {
                     "no positive frames": "other characters never speak while this one is silent",
                     "no negative frames": "no frame where everybody is silent",
                 }[other_reason]
-        out.append({"auc_own": own, "auc_own_reason": own_reason, "auc_other": other, "auc_other_reason": other_reason})
+        out.append(
+            {
+                "auc_own": own,
+                "auc_own_reason": own_reason,
+                "auc_other": other,
+                "auc_other_reason": other_reason,
+            }
+        )
     return out
 
 
-def wrong_person_rate(activity: np.ndarray, active: np.ndarray) -> tuple[float, int]:
+def wrong_person_rate(
+    activity: np.ndarray, active: np.ndarray, valid: np.ndarray | None = None
+) -> tuple[float, int]:
     """Of frames where exactly one character speaks, the fraction whose most mouth-active one is not it.
 
     A tie for the top score counts as wrong: a viewer cannot tell who speaks. Returns (rate, n_frames);
-    rate is nan with no such frames or fewer than two characters.
+    rate is nan with no such frames or fewer than two characters. With `valid` (N, T), a frame counts
+    only if the speaker's mouth can be read, and occluded mouths do not compete (an occluded mouth's
+    reading belongs to whoever stands in front of it).
     """
     activity = np.asarray(activity, dtype=np.float64)
     active = np.asarray(active, dtype=bool)
     if activity.shape != active.shape or activity.ndim != 2:
         raise ValueError(f"wrong_person_rate needs (N, T) arrays, got {activity.shape}, {active.shape}")
+    valid = _valid_flags(valid, active.shape, "wrong_person_rate")
     if active.shape[0] < 2:
         return math.nan, 0
-    solo = active.sum(axis=0) == 1
+    solo = (active.sum(axis=0) == 1) & (active & valid).any(axis=0)
     if not solo.any():
         return math.nan, 0
-    a = activity[:, solo]
+    a = np.where(valid, activity, -np.inf)[:, solo]
     speaker = np.argmax(active[:, solo], axis=0)
     top = a.max(axis=0)
     unique_top = (np.isclose(a, top, rtol=0, atol=1e-9)).sum(axis=0) == 1
@@ -233,7 +264,9 @@ def mask_iou(pred: np.ndarray, true: np.ndarray, threshold: float = 0.5) -> tupl
     pred = np.asarray(pred, dtype=np.float32)
     true = np.asarray(true, dtype=np.float32)
     if pred.shape != true.shape or pred.ndim != 4:
-        raise ValueError(f"mask_iou needs two (T, N, H, W) arrays of one shape, got {pred.shape}, {true.shape}")
+        raise ValueError(
+            f"mask_iou needs two (T, N, H, W) arrays of one shape, got {pred.shape}, {true.shape}"
+        )
     p, t = pred > threshold, true > threshold
     inter = (p & t).sum(axis=(2, 3), dtype=np.float64)
     union = (p | t).sum(axis=(2, 3), dtype=np.float64)
@@ -354,19 +387,26 @@ def mean_colours(frames: np.ndarray, masks: np.ndarray, threshold: float = 0.5) 
         return np.where(count[..., None] > 0, sums / count[..., None], np.nan)
 
 
-def colour_drift(frames: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """(T, N) identity colour drift: L2 distance in RGB/255 of each character's mean colour to frame 0's.
+def colour_drift(
+    frames: np.ndarray, reference: np.ndarray, masks: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Identity colour error and drift per frame and character, both (T, N), L2 in RGB/255.
 
-    Units: 0 = unchanged, sqrt(3) = black to white. nan where the character is not visible (or not in
-    frame 0: then drift is measured against its first visible frame).
+    error(t) = |c_video(t) - c_ref(t)|, the mean colour inside the character's own truth mask in the
+    video vs in the reference (ground-truth) render. drift(t) = |e(t) - e(t0)| with e the signed
+    colour difference and t0 the first frame it is visible: how far its colours have wandered since
+    the start. Measuring against the reference at the same frame cancels what the world itself
+    changes (a mouth opening, a neighbour stepping aside), so a perfect render drifts by exactly 0.
+    Units: 0 = unchanged, sqrt(3) = black to white; nan where the character is not visible.
     """
-    c = mean_colours(frames, masks)
-    drift = np.full(c.shape[:2], np.nan)
-    for i in range(c.shape[1]):
-        seen = np.flatnonzero(~np.isnan(c[:, i, 0]))
+    diff = mean_colours(frames, masks) - mean_colours(reference, masks)  # (T, N, 3)
+    error = np.linalg.norm(diff, axis=-1)
+    drift = np.full(error.shape, np.nan)
+    for i in range(diff.shape[1]):
+        seen = np.flatnonzero(~np.isnan(diff[:, i, 0]))
         if seen.size:
-            drift[:, i] = np.linalg.norm(c[:, i] - c[seen[0], i], axis=-1)
-    return drift
+            drift[:, i] = np.linalg.norm(diff[:, i] - diff[seen[0], i], axis=-1)
+    return error, drift
 
 
 def drift_summary(drift: np.ndarray) -> dict:

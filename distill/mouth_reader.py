@@ -32,9 +32,11 @@ class MouthReaderConfig:
 
     crop: int = 32  # px side of the resampled crop; a cartoon mouth needs no more than this
     context: int = 1  # neighbour frames each side: motion disambiguates a half-open, blurred mouth
-    margin: float = 0.5  # box padding per side, as a fraction of the box's larger side: absorbs misplacement
+    margin: float = (
+        0.25  # padding per side, x the box's larger side; the world's box already spans the widest mouth
+    )
     min_side: float = 4.0  # px; floor on the crop side so a degenerate (off-screen) box still samples
-    widths: tuple[int, ...] = (16, 32, 48, 64)  # channels per stage; each stage after the first halves H, W
+    widths: tuple[int, ...] = (24, 48, 64)  # channels per stage; each stage halves H, W (32 -> 16 -> 8 -> 4)
     hidden: int = 32  # width of the regression head
 
     @property
@@ -124,9 +126,8 @@ class MouthReader(nn.Module):
         self.cfg = cfg
         layers: list[nn.Module] = []
         c_in = cfg.in_channels
-        for k, c in enumerate(cfg.widths):
-            # First stage keeps full resolution so thin lips survive; later ones halve it.
-            layers += [nn.Conv2d(c_in, c, 3, stride=1 if k == 0 else 2, padding=1), nn.SiLU()]
+        for c in cfg.widths:
+            layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1), nn.SiLU()]
             layers += [nn.Conv2d(c, c, 3, padding=1), nn.SiLU()]
             c_in = c
         self.features = nn.Sequential(*layers)

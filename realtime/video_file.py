@@ -33,7 +33,9 @@ def write_mp4(
     if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be (T, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
     if frames.shape[1] % 2 or frames.shape[2] % 2:
-        raise ValueError(f"H.264 with yuv420p needs even frame sizes, got {frames.shape[2]}x{frames.shape[1]}")
+        raise ValueError(
+            f"H.264 with yuv420p needs even frame sizes, got {frames.shape[2]}x{frames.shape[1]}"
+        )
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
+import os
+
+# Triton binds its standard library (tl.zeros, tl.cdiv, ...) to compiled or interpreted mode when
+# triton.language is first imported, and torch imports it lazily (an optimizer step is enough). Without
+# CUDA the only way to run a kernel is the interpreter, so choose it before anything imports Triton;
+# kernels.jit.LazyKernel still reads the variable at each launch, so tests can unset it locally.
 import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
