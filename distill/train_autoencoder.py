@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing as mp
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -30,10 +31,15 @@ MOUTH_WEIGHT = 8.0  # mouth boxes are ~1% of the pixels but carry the whole lip-
 class FramePool:
     """A rolling pool of world clips; batches are random frames (with their mouth boxes) from the pool."""
 
-    def __init__(self, size: int, pool: int, seconds: float, seed: int) -> None:
+    def __init__(self, size: int, pool: int, seconds: float, seed: int, workers: int = 1) -> None:
         self.size, self.seconds, self.seed = size, seconds, seed
-        self.next_index = 0
-        self.clips: list[Clip] = [self._new() for _ in range(pool)]
+        self.next_index = pool
+        seeds = [clip_seed(seed, i) for i in range(pool)]
+        if workers > 1:  # the world is CPU work: a GPU run renders its first pool on every core
+            with mp.get_context("fork").Pool(workers) as procs:
+                self.clips: list[Clip] = procs.starmap(make_clip, [(s, None, size, seconds) for s in seeds])
+        else:
+            self.clips = [make_clip(s, size=size, seconds=seconds) for s in seeds]
         self.rng = np.random.default_rng(seed)
 
     def _new(self) -> Clip:
@@ -107,7 +113,7 @@ def train(args: argparse.Namespace) -> dict:
         opt.load_state_dict(state["opt"])
         step, spent = state["step"], state["seconds"]
         print(f"resumed at step {step} ({spent / 60:.1f} min spent)")
-    pool = FramePool(args.size, args.pool, seconds=4.0, seed=TRAIN_SEED + step)  # new clips after a resume
+    pool = FramePool(args.size, args.pool, seconds=4.0, seed=TRAIN_SEED + step, workers=args.workers)  # new clips after a resume
     start, last_save, log = time.perf_counter(), time.perf_counter(), []
     while spent + time.perf_counter() - start < args.minutes * 60:
         x, w = pool.batch(args.batch)
@@ -177,6 +183,7 @@ def main() -> None:
     p.add_argument("--pool", type=int, default=24, help="clips held in the rolling pool")
     p.add_argument("--refresh-every", type=int, default=10, help="steps between replacing one pool clip")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--workers", type=int, default=1, help="processes rendering the first pool")
     p.add_argument("--resume", action="store_true")
     train(p.parse_args())
 

@@ -38,6 +38,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "distill.harness:add_eval_arguments",
         "distill.harness:eval_command",
     ),
+    "model eval": (
+        "generate held-out world dialogues with a generator checkpoint and score them",
+        "distill.eval_generator:add_arguments",
+        "distill.eval_generator:eval_model_command",
+    ),
+    "train teacher": (
+        "train the flow-matching teacher (MM-DiT + Embedding Router); resumable",
+        "distill.train_teacher:add_arguments",
+        "distill.train_teacher:train_command",
+    ),
     "bench data": (
         "measure world-generation throughput at 128 and 256 px",
         "distill.bench_data:add_bench_arguments",

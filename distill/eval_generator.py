@@ -1,0 +1,141 @@
+"""Evaluate a generator checkpoint on world dialogues it never saw: `bya model eval`.
+
+For each held-out clip (seeds < 1000; training uses seeds >= 7,000,000): generate the whole clip chunk by
+chunk from its reference frame and per-character audio, then score it with the harness (lip sync,
+binding, router-mask IoU, background fidelity). A re-binding check swaps the audio-to-character matrix
+of the 2-character clips and measures that the binding figures invert. Writes one JSON and a plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from distill.clip import make_clip
+from distill.harness import evaluate
+from distill.mouth_reader import load_reader
+from distill.shards import ensure_writable_dir
+from realtime.autoencoder import load_autoencoder
+from realtime.errors import BYAError
+from realtime.generator_checkpoint import load_generator
+from realtime.sampler import generate, upsample_masks
+
+EVAL_SEEDS = (101, 102, 103, 104, 105, 106)  # held out: the mouth reader and every trainer use other seeds
+EVAL_CHARACTERS = (2, 3, 4, 2, 3, 4)
+
+
+def _row(rep: dict) -> dict:
+    ls, b, m, bg = rep["lip_sync"], rep["binding"], rep["masks"] or {}, rep["background"]
+    speaking = [c["lip_sync_r"] for c in rep["characters"] if c["lip_sync_r"] is not None and c["speaking_frames"] > 10]
+    return {
+        "lip_sync_r_mean": ls["r_mean"],
+        "lip_sync_r_min_speaking": min(speaking) if speaking else None,
+        "offset_frames": ls["offset_frames"],
+        "auc_own": b["auc_own_mean"],
+        "auc_other": b["auc_other_mean"],
+        "wrong_person_rate": b["wrong_person_rate"],
+        "mask_iou": m.get("iou_mean"),
+        "mask_flicker": m.get("flicker_mean"),
+        "background_psnr_db": bg["psnr_db"],
+    }
+
+
+def _mean(rows: list[dict], key: str) -> float | None:
+    vals = [r[key] for r in rows if r.get(key) is not None and np.isfinite(r[key])]
+    return float(np.mean(vals)) if vals else None
+
+
+def evaluate_checkpoint(
+    checkpoint: str, autoencoder: str, seconds: float, steps: int, seeds=EVAL_SEEDS, characters=EVAL_CHARACTERS
+) -> dict:
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    model, ae, reader = load_generator(checkpoint), load_autoencoder(autoencoder), load_reader()
+    rows, rebind = [], []
+    start = time.perf_counter()
+    frames_made = 0
+    for seed, n in zip(seeds, characters, strict=True):
+        clip = make_clip(seed, n_characters=n, size=model.cfg.frame_size, seconds=seconds)
+        out = generate(model, ae, clip.render.frames[0], clip.render.masks[0], clip.dialogue.audio, steps=steps, seed=seed)
+        t = len(out.frames)
+        frames_made += t
+        rep = evaluate(out.frames, _cut(clip, t), masks=upsample_masks(out.masks, clip.size), reader=reader)
+        rows.append({"seed": seed, "characters": n, **_row(rep)})
+        if n == 2:  # re-binding: stream 0 now drives character 1 and stream 1 character 0
+            swapped = generate(
+                model, ae, clip.render.frames[0], clip.render.masks[0], clip.dialogue.audio,
+                bind=np.array([[0.0, 1.0], [1.0, 0.0]], np.float32), steps=steps, seed=seed,
+            )
+            srep = evaluate(swapped.frames, _cut(clip, t), reader=reader)
+            rebind.append({"seed": seed, "bound": _row(rep), "swapped": _row(srep)})
+    wall = time.perf_counter() - start
+    summary = {k: _mean(rows, k) for k in rows[0] if k not in ("seed", "characters")}
+    return {
+        "checkpoint": checkpoint,
+        "steps": steps,
+        "clip_seconds": seconds,
+        "clips": rows,
+        "summary": summary,
+        "rebinding": rebind,
+        "rebinding_summary": {
+            "auc_own_bound": _mean([r["bound"] for r in rebind], "auc_own"),
+            "auc_own_swapped": _mean([r["swapped"] for r in rebind], "auc_own"),
+            "auc_other_bound": _mean([r["bound"] for r in rebind], "auc_other"),
+            "auc_other_swapped": _mean([r["swapped"] for r in rebind], "auc_other"),
+        },
+        "sampling_frames_per_second": frames_made / wall,
+        "machine": f"{torch.get_num_threads()} torch threads, CPU",
+    }
+
+
+def _cut(clip, t: int):
+    """The clip truncated to the t frames generated (whole chunks)."""
+    from dataclasses import replace
+
+    d, r = clip.dialogue, clip.render
+    d2 = replace(d, audio=d.audio[:, : t * 640], openness=d.openness[:, :t], viseme=d.viseme[:, :t], active=d.active[:, :t])
+    r2 = replace(r, frames=r.frames[:t], masks=r.masks[:t], boxes=r.boxes[:t], mouth_boxes=r.mouth_boxes[:t])
+    return replace(clip, dialogue=d2, render=r2)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", default="realtime/weights/toon-s-teacher.safetensors")
+    p.add_argument("--autoencoder", default="realtime/weights/ae-s.safetensors")
+    p.add_argument("--seconds", type=float, default=8.0, help="length of each held-out clip")
+    p.add_argument("--steps", type=int, default=8, help="Euler steps per chunk")
+    p.add_argument("--clips", type=int, default=len(EVAL_SEEDS), help=f"held-out clips (1-{len(EVAL_SEEDS)})")
+    p.add_argument("--out", default="out/eval-model.json")
+
+
+def eval_model_command(args: argparse.Namespace) -> int:
+    if not 1 <= args.clips <= len(EVAL_SEEDS):
+        raise BYAError(f"--clips must be in [1, {len(EVAL_SEEDS)}], got {args.clips}")
+    if not 1 <= args.steps <= 100:
+        raise BYAError(f"--steps must be in [1, 100], got {args.steps}")
+    if not 1.0 <= args.seconds <= 60.0:
+        raise BYAError(f"--seconds must be in [1, 60], got {args.seconds}")
+    out = Path(args.out)
+    ensure_writable_dir(out.parent)
+    rep = evaluate_checkpoint(
+        args.checkpoint, args.autoencoder, args.seconds, args.steps,
+        EVAL_SEEDS[: args.clips], EVAL_CHARACTERS[: args.clips],
+    )
+    out.write_text(json.dumps(rep, indent=1, allow_nan=True))
+    print(f"{'seed':>5} {'N':>2} {'r':>6} {'off':>4} {'AUCown':>7} {'AUCoth':>7} {'IoU':>6} {'bgPSNR':>7}")
+    for r in rep["clips"]:
+        print(
+            f"{r['seed']:>5} {r['characters']:>2} {_f(r['lip_sync_r_mean'])} {r['offset_frames']!s:>4} "
+            f"{_f(r['auc_own'], 7)} {_f(r['auc_other'], 7)} {_f(r['mask_iou'])} {_f(r['background_psnr_db'], 7)}"
+        )
+    print("summary:", json.dumps({k: round(v, 3) if v is not None else None for k, v in rep["summary"].items()}))
+    print("rebinding:", json.dumps({k: round(v, 3) if v is not None else None for k, v in rep["rebinding_summary"].items()}))
+    print(f"wrote {out}")
+    return 0
+
+
+def _f(v: float | None, w: int = 6) -> str:
+    return f"{v:>{w}.3f}" if v is not None else f"{'-':>{w}}"

@@ -1,0 +1,148 @@
+"""Training data for the generator: world clips turned into latents, router-resolution masks and log-mel.
+
+Clips are rendered in worker processes (the world is CPU work), encoded by the frame autoencoder on the
+training device, and held in a pool; batches are random chunks with their clean context, the reference
+frame (each clip's frame 0, the stream's first frame), every character's audio windows and true masks.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from distill.clip import make_clip
+from realtime.audio_features import SILENCE_DB, log_mel
+from realtime.autoencoder import FrameAutoencoder
+from realtime.generator_config import GeneratorConfig
+from realtime.media import MAX_CHARACTERS
+
+MOUTH_TOKEN_WEIGHT = 4.0  # loss weight of tokens covering a mouth: ~3% of tokens carry all of lip sync
+
+
+@dataclass
+class ClipArrays:
+    """One clip reduced to what training needs (CPU, compact dtypes)."""
+
+    seed: int
+    frames: np.ndarray  # (T, H, W, 3) uint8
+    masks: np.ndarray  # (T, K, M, M) float16 at router resolution, K = MAX_CHARACTERS (zero-padded)
+    mel: np.ndarray  # (K, T*4, n_mels) float16 log-mel of each character's track (silence for padding)
+    mouth: np.ndarray  # (T, F) float16 per-token loss weights (MOUTH_TOKEN_WEIGHT on mouths, else 1)
+    n_characters: int
+
+
+def mouth_token_weights(mouth_boxes: np.ndarray, size: int, grid: int) -> np.ndarray:
+    """(T, N, 4) pixel boxes -> (T, grid*grid) weights: MOUTH_TOKEN_WEIGHT where a token touches a mouth."""
+    cell = size / grid
+    t = mouth_boxes.shape[0]
+    w = np.ones((t, grid, grid), np.float32)
+    lo = np.clip(np.floor(mouth_boxes[..., :2] / cell), 0, grid - 1).astype(int)
+    hi = np.clip(np.ceil(mouth_boxes[..., 2:] / cell), 1, grid).astype(int)
+    for i in range(t):
+        for (x0, y0), (x1, y1) in zip(lo[i], hi[i], strict=True):
+            w[i, y0:y1, x0:x1] = MOUTH_TOKEN_WEIGHT
+    return w.reshape(t, -1).astype(np.float16)
+
+
+def prepare_clip(seed: int, cfg: GeneratorConfig, seconds: float) -> ClipArrays:
+    """Render one world clip and reduce it (runs in worker processes)."""
+    clip = make_clip(seed, size=cfg.frame_size, seconds=seconds)
+    n, t = clip.n_characters, clip.n_frames
+    k, m = MAX_CHARACTERS, cfg.mask_size
+    masks = np.zeros((t, k, m, m), np.float16)
+    pooled = F.adaptive_avg_pool2d(torch.from_numpy(clip.render.masks), m).numpy()
+    masks[:, :n] = pooled
+    audio = np.zeros((k, clip.dialogue.audio.shape[1]), np.float32)
+    audio[:n] = clip.dialogue.audio
+    mel = log_mel(audio, cfg.n_mels)[:, : t * cfg.mel_per_frame].numpy().astype(np.float16)
+    mouth = mouth_token_weights(clip.render.mouth_boxes, cfg.frame_size, cfg.grid)
+    return ClipArrays(seed, clip.render.frames, masks, mel, mouth, n)
+
+
+def _worker_init() -> None:
+    torch.set_num_threads(1)
+
+
+def _prepare(args: tuple[int, GeneratorConfig, float]) -> ClipArrays:
+    return prepare_clip(*args)
+
+
+class LatentPool:
+    """Encoded clips on the training device, and the batches drawn from them."""
+
+    def __init__(self, cfg: GeneratorConfig, ae: FrameAutoencoder, device: str) -> None:
+        self.cfg, self.ae, self.device = cfg, ae, torch.device(device)
+        self.latents: list[torch.Tensor] = []  # (T, C, h, w)
+        self.masks: list[torch.Tensor] = []
+        self.mel: list[torch.Tensor] = []
+        self.mouth: list[torch.Tensor] = []
+        self.seeds: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.latents)
+
+    @torch.no_grad()
+    def add(self, c: ClipArrays) -> None:
+        x = torch.from_numpy(c.frames).to(self.device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        z = torch.cat([self.ae.encode(x[i : i + 64]) for i in range(0, len(x), 64)])
+        self.latents.append(z.half())
+        self.masks.append(torch.from_numpy(c.masks).to(self.device))
+        self.mel.append(torch.from_numpy(c.mel).to(self.device))
+        self.mouth.append(torch.from_numpy(c.mouth).to(self.device))
+        self.seeds.append(c.seed)
+
+    def fill(self, seeds: list[int], seconds: float, workers: int) -> None:
+        """Render `seeds` (in `workers` processes when > 1) and add them."""
+        jobs = [(s, self.cfg, seconds) for s in seeds]
+        if workers <= 1:
+            for j in jobs:
+                self.add(_prepare(j))
+            return
+        with mp.get_context("fork").Pool(workers, initializer=_worker_init) as pool:
+            for c in pool.imap_unordered(_prepare, jobs, chunksize=2):
+                self.add(c)
+
+    def finalize(self) -> None:
+        """Stack the pool into single tensors (every clip has the same length) for vectorised batches."""
+        cfg = self.cfg
+        self.z = torch.stack(self.latents)  # (N, T, C, h, w)
+        self.m = torch.stack(self.masks)  # (N, T, K, M, M)
+        self.w = torch.stack(self.mouth)  # (N, T, F)
+        past, look = cfg.audio_past_ms // 10, cfg.audio_lookahead_ms // 10
+        mel = torch.stack(self.mel).float()  # (N, K, T*4, mels)
+        self.mel_padded = F.pad(mel, (0, 0, past, look), value=SILENCE_DB).half()
+        self.latents, self.masks, self.mouth, self.mel = [], [], [], []
+
+    def batch(self, size: int, context_chunks: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        """A batch of `size` chunks, each with `context_chunks` clean chunks before it."""
+        cfg, dev = self.cfg, self.device
+        c, tc = cfg.chunk_frames, context_chunks * cfg.chunk_frames
+        n, t = self.z.shape[:2]
+        k = MAX_CHARACTERS
+        i = torch.from_numpy(rng.integers(0, n, size)).to(dev)
+        start = torch.from_numpy(rng.integers(tc, t - c + 1, size)).to(dev)
+        frames = start[:, None] + torch.arange(c, device=dev)  # (B, c)
+        ctx = start[:, None] + torch.arange(-tc, 0, device=dev)  # (B, tc)
+        # stream s carries character perm[s]'s track and drives character perm[s]
+        perm = torch.from_numpy(np.argsort(rng.random((size, k)), axis=1)).to(dev)  # (B, K)
+        bind = F.one_hot(perm, k).float()  # (B, S, K)
+        mel_idx = (
+            start[:, None, None] * cfg.mel_per_frame
+            + torch.arange(c, device=dev)[None, :, None] * cfg.mel_per_frame
+            + torch.arange(cfg.audio_window, device=dev)[None, None]
+        )  # (B, c, window) into the padded mel
+        mel = self.mel_padded[i[:, None, None, None], perm[:, :, None, None], mel_idx[:, None]]  # (B, S, c, win, mels)
+        return {
+            "x0": self.z[i[:, None], frames].float(),
+            "ref": self.z[i, 0].float(),
+            "ctx": self.z[i[:, None], ctx].float(),
+            "mel": mel.float(),
+            "bind": bind,
+            "ref_masks": self.m[i, 0].float(),
+            "masks": self.m[i[:, None], frames].float(),
+            "mouth": self.w[i[:, None], frames].flatten(1).float(),
+        }
