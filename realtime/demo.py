@@ -1,7 +1,8 @@
-"""`bya demo`: the first five minutes. Builds a dialogue scene, renders it, writes an MP4 and scores it.
+"""`bya demo`: the first five minutes. Builds a dialogue scene, generates it with the shipped model, writes
+an MP4 and scores it against the world's ground truth.
 
-Until the distilled generator ships, the video is the world's ground-truth render: it shows what the
-engine will generate and proves the whole data and evaluation path on a fresh machine.
+The shipped model is the `toon-s` teacher (many sampling steps, offline); the distilled real-time student
+replaces it when it lands. `--world` writes the ground-truth render instead (what the model is judged on).
 """
 
 from __future__ import annotations
@@ -17,47 +18,81 @@ from realtime.errors import BYAError
 from realtime.media import SUPPORTED_FRAME_SIZES
 from realtime.video_file import write_mp4
 
+WEIGHTS = Path(__file__).parent / "weights"
+DEFAULT_MODEL = str(WEIGHTS / "toon-s-teacher.safetensors")
+DEFAULT_AUTOENCODER = str(WEIGHTS / "ae-s.safetensors")
+
 
 def add_demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="out/demo", help="output folder")
     p.add_argument("--characters", type=int, default=2, help="characters in the scene (1-4)")
     p.add_argument("--seconds", type=float, default=12.0, help="length of the dialogue")
     p.add_argument("--seed", type=int, default=7, help="scene and dialogue seed")
-    p.add_argument("--size", type=int, default=256, help=f"frame size, one of {SUPPORTED_FRAME_SIZES}")
+    p.add_argument("--size", type=int, default=None, help=f"frame size, one of {SUPPORTED_FRAME_SIZES} (default: the model's)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="generator checkpoint (safetensors + json)")
+    p.add_argument("--autoencoder", default=DEFAULT_AUTOENCODER, help="frame autoencoder checkpoint")
+    p.add_argument("--steps", type=int, default=8, help="sampling steps per chunk")
+    p.add_argument("--world", action="store_true", help="write the ground-truth render instead of generating")
 
 
 def demo_command(args: argparse.Namespace) -> int:
     check_character_count(args.characters)
-    if args.size not in SUPPORTED_FRAME_SIZES:
-        raise BYAError(f"--size must be one of {SUPPORTED_FRAME_SIZES}, got {args.size}")
     if not 0 < args.seconds <= 600:
         raise BYAError(f"--seconds must be in (0, 600], got {args.seconds}")
+    if not 1 <= args.steps <= 100:
+        raise BYAError(f"--steps must be in [1, 100], got {args.steps}")
+    model = ae = None
+    if not args.world:
+        from realtime.autoencoder import load_autoencoder
+        from realtime.generator_checkpoint import load_generator
+
+        model, ae = load_generator(args.model), load_autoencoder(args.autoencoder)
+        if args.size not in (None, model.cfg.frame_size):
+            raise BYAError(f"--size {args.size}: the model {args.model} generates {model.cfg.frame_size} px frames")
+        size = model.cfg.frame_size
+    else:
+        size = 256 if args.size is None else args.size
+    if size not in SUPPORTED_FRAME_SIZES:
+        raise BYAError(f"--size must be one of {SUPPORTED_FRAME_SIZES}, got {size}")
     out = Path(args.out)
     ensure_writable_dir(out)
     start = time.perf_counter()
-    clip = make_clip(args.seed, n_characters=args.characters, size=args.size, seconds=args.seconds)
+    clip = make_clip(args.seed, n_characters=args.characters, size=size, seconds=args.seconds)
     made = time.perf_counter() - start
-    video = write_mp4(out / "demo.mp4", clip.render.frames, clip.dialogue.mix)
-    save_clip(clip, out / "clip.npz")
     names = [c.get("name", f"character {i}") for i, c in enumerate(clip.scene["characters"])]
-    print(
-        f"scene: {len(names)} characters ({', '.join(names)}), {clip.n_frames} frames at {clip.size} px, made in {made:.1f} s"
-    )
+    print(f"scene: {len(names)} characters ({', '.join(names)}), {clip.n_frames} frames at {clip.size} px, made in {made:.1f} s")
     for seg in clip.dialogue.segments:
         print(f"  {seg.start_s:6.2f}-{seg.end_s:6.2f} s  {names[seg.character]:>12} ({seg.kind}): {seg.text}")
 
+    frames, masks = clip.render.frames, clip.render.masks
+    if model is not None:
+        from distill.eval_generator import _cut
+        from realtime.sampler import generate, upsample_masks
+
+        start = time.perf_counter()
+        gen = generate(model, ae, clip.render.frames[0], clip.render.masks[0], clip.dialogue.audio, steps=args.steps, seed=args.seed)
+        took = time.perf_counter() - start
+        print(f"generated {len(gen.frames)} frames with {Path(args.model).name} ({args.steps} steps) in {took:.1f} s "
+              f"({len(gen.frames) / took:.1f} frames/s on this machine)")
+        clip = _cut(clip, len(gen.frames))
+        frames, masks = gen.frames, upsample_masks(gen.masks, clip.size)
+        write_mp4(out / "truth.mp4", clip.render.frames, clip.dialogue.mix)
+    video = write_mp4(out / "demo.mp4", frames, clip.dialogue.mix)
+    save_clip(clip, out / "clip.npz")
+
     from distill.harness import evaluate, save_plot
 
-    report = evaluate(clip.render.frames, clip, masks=clip.render.masks)
+    report = evaluate(frames, clip, masks=masks)
     (out / "report.json").write_text(json.dumps(report, indent=1))
     save_plot(report, clip, out / "report.png")
+    print(f"wrote {video} (video + mixed audio), {out / 'clip.npz'} (ground truth), {out / 'report.json'}, {out / 'report.png'}")
+    ls, b, m = report["lip_sync"], report["binding"], report["masks"] or {}
     print(
-        f"wrote {video} (video + mixed audio), {out / 'clip.npz'} (ground truth), {out / 'report.json'}, {out / 'report.png'}"
+        f"scores: lip-sync r {_f(ls['r_mean'])} (offset {ls['offset_frames']} frames), binding AUC own {_f(b['auc_own_mean'])} "
+        f"/ other {_f(b['auc_other_mean'])}, mask IoU {_f(m.get('iou_mean'))}, background PSNR {_f(report['background']['psnr_db'])} dB"
     )
-    summary = report.get("summary", {})
-    if summary:
-        print(
-            "scores: "
-            + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items())
-        )
     return 0
+
+
+def _f(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.3f}"

@@ -17,6 +17,7 @@ from realtime.audio_features import frame_windows, log_mel
 from realtime.autoencoder import FrameAutoencoder
 from realtime.generator import Generator
 from realtime.media import MAX_CHARACTERS, SAMPLES_PER_FRAME
+from realtime.router import MaskRefiner
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Generated:
 
     frames: np.ndarray  # (T, H, W, 3) uint8
     masks: np.ndarray  # (T, N, M, M) float32 router masks of the N characters
+    refined: np.ndarray  # (T, N, M, M) the same after MaskRefiner (drop, hysteresis, one region each)
     latents: torch.Tensor  # (T, C, h, w)
 
 
@@ -95,7 +97,9 @@ def generate(
     z = torch.stack(latents)
     frames = torch.cat([ae.decode(z[i : i + 32]) for i in range(0, len(z), 32)])
     frames = ((frames.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-    return Generated(frames, torch.cat(masks)[:, :n].float().cpu().numpy(), z.cpu())
+    raw = torch.cat(masks)[:, :n].float().cpu().numpy()
+    refiner = MaskRefiner()
+    return Generated(frames, raw, np.stack([refiner(m) for m in raw]), z.cpu())
 
 
 def upsample_masks(masks: np.ndarray, size: int) -> np.ndarray:

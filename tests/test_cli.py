@@ -12,7 +12,7 @@ def test_help_lists_commands(capsys):
         main(["--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for name in ("demo", "data", "eval", "bench"):
+    for name in ("demo", "data", "eval", "bench", "model", "train"):
         assert name in out
 
 
@@ -39,6 +39,12 @@ def test_subcommand_help_shows_its_arguments(capsys):
         (["data", "synth", "--out", "{tmp}/file/ds", "--clips", "1"], "cannot write to"),
         (["data", "inspect", "{tmp}/nothing"], "no manifest.json"),
         (["demo", "--characters", "5", "--out", "{tmp}/d"], "between 1 and 4, got 5"),
+        (["demo", "--model", "{tmp}/none.safetensors", "--out", "{tmp}/d"], "missing"),
+        (["demo", "--steps", "0", "--out", "{tmp}/d"], "--steps must be in [1, 100], got 0"),
+        (["model", "eval", "--clips", "0"], "--clips must be in"),
+        (["model", "eval", "--checkpoint", "{tmp}/file", "--out", "{tmp}/e.json"], "missing"),
+        (["train", "teacher", "--preset", "huge", "--out", "{tmp}/t"], "unknown preset 'huge'"),
+        (["train", "teacher", "--minutes", "0", "--out", "{tmp}/t"], "must be positive"),
     ],
 )
 def test_bad_arguments_give_one_line(tmp_path, capsys, argv, message):
