@@ -31,7 +31,11 @@ EVAL_CHARACTERS = (2, 3, 4, 2, 3, 4)
 
 def _row(rep: dict) -> dict:
     ls, b, m, bg = rep["lip_sync"], rep["binding"], rep["masks"] or {}, rep["background"]
-    speaking = [c["lip_sync_r"] for c in rep["characters"] if c["lip_sync_r"] is not None and c["speaking_frames"] > 10]
+    speaking = [
+        c["lip_sync_r"]
+        for c in rep["characters"]
+        if c["lip_sync_r"] is not None and c["speaking_frames"] > 10
+    ]
     return {
         "lip_sync_r_mean": ls["r_mean"],
         "lip_sync_r_min_speaking": min(speaking) if speaking else None,
@@ -51,7 +55,12 @@ def _mean(rows: list[dict], key: str) -> float | None:
 
 
 def evaluate_checkpoint(
-    checkpoint: str, autoencoder: str, seconds: float, steps: int, seeds=EVAL_SEEDS, characters=EVAL_CHARACTERS
+    checkpoint: str,
+    autoencoder: str,
+    seconds: float,
+    steps: int,
+    seeds=EVAL_SEEDS,
+    characters=EVAL_CHARACTERS,
 ) -> dict:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     model, ae, reader = load_generator(checkpoint), load_autoencoder(autoencoder), load_reader()
@@ -60,19 +69,40 @@ def evaluate_checkpoint(
     frames_made = 0
     for seed, n in zip(seeds, characters, strict=True):
         clip = make_clip(seed, n_characters=n, size=model.cfg.frame_size, seconds=seconds)
-        out = generate(model, ae, clip.render.frames[0], clip.render.masks[0], clip.dialogue.audio, steps=steps, seed=seed)
+        out = generate(
+            model,
+            ae,
+            clip.render.frames[0],
+            clip.render.masks[0],
+            clip.dialogue.audio,
+            steps=steps,
+            seed=seed,
+        )
         t = len(out.frames)
         frames_made += t
         rep = evaluate(out.frames, _cut(clip, t), masks=upsample_masks(out.masks, clip.size), reader=reader)
-        refined = evaluate(out.frames, _cut(clip, t), masks=upsample_masks(out.refined, clip.size), reader=reader)
-        rows.append({
-            "seed": seed, "characters": n, **_row(rep),
-            "mask_iou_refined": refined["masks"]["iou_mean"], "mask_flicker_refined": refined["masks"]["flicker_mean"],
-        })
+        refined = evaluate(
+            out.frames, _cut(clip, t), masks=upsample_masks(out.refined, clip.size), reader=reader
+        )
+        rows.append(
+            {
+                "seed": seed,
+                "characters": n,
+                **_row(rep),
+                "mask_iou_refined": refined["masks"]["iou_mean"],
+                "mask_flicker_refined": refined["masks"]["flicker_mean"],
+            }
+        )
         if n == 2:  # re-binding: stream 0 now drives character 1 and stream 1 character 0
             swapped = generate(
-                model, ae, clip.render.frames[0], clip.render.masks[0], clip.dialogue.audio,
-                bind=np.array([[0.0, 1.0], [1.0, 0.0]], np.float32), steps=steps, seed=seed,
+                model,
+                ae,
+                clip.render.frames[0],
+                clip.render.masks[0],
+                clip.dialogue.audio,
+                bind=np.array([[0.0, 1.0], [1.0, 0.0]], np.float32),
+                steps=steps,
+                seed=seed,
             )
             srep = evaluate(swapped.frames, _cut(clip, t), reader=reader)
             rebind.append({"seed": seed, "bound": _row(rep), "swapped": _row(srep)})
@@ -101,7 +131,13 @@ def _cut(clip, t: int):
     from dataclasses import replace
 
     d, r = clip.dialogue, clip.render
-    d2 = replace(d, audio=d.audio[:, : t * 640], openness=d.openness[:, :t], viseme=d.viseme[:, :t], active=d.active[:, :t])
+    d2 = replace(
+        d,
+        audio=d.audio[:, : t * 640],
+        openness=d.openness[:, :t],
+        viseme=d.viseme[:, :t],
+        active=d.active[:, :t],
+    )
     r2 = replace(r, frames=r.frames[:t], masks=r.masks[:t], boxes=r.boxes[:t], mouth_boxes=r.mouth_boxes[:t])
     return replace(clip, dialogue=d2, render=r2)
 
@@ -125,19 +161,30 @@ def eval_model_command(args: argparse.Namespace) -> int:
     out = Path(args.out)
     ensure_writable_dir(out.parent)
     rep = evaluate_checkpoint(
-        args.checkpoint, args.autoencoder, args.seconds, args.steps,
-        EVAL_SEEDS[: args.clips], EVAL_CHARACTERS[: args.clips],
+        args.checkpoint,
+        args.autoencoder,
+        args.seconds,
+        args.steps,
+        EVAL_SEEDS[: args.clips],
+        EVAL_CHARACTERS[: args.clips],
     )
     out.write_text(json.dumps(rep, indent=1, allow_nan=True))
-    print(f"{'seed':>5} {'N':>2} {'r':>6} {'off':>4} {'AUCown':>7} {'AUCoth':>7} {'IoU':>6} {'IoUref':>6} {'bgPSNR':>7}")
+    print(
+        f"{'seed':>5} {'N':>2} {'r':>6} {'off':>4} {'AUCown':>7} {'AUCoth':>7} {'IoU':>6} {'IoUref':>6} {'bgPSNR':>7}"
+    )
     for r in rep["clips"]:
         print(
             f"{r['seed']:>5} {r['characters']:>2} {_f(r['lip_sync_r_mean'])} {r['offset_frames']!s:>4} "
             f"{_f(r['auc_own'], 7)} {_f(r['auc_other'], 7)} {_f(r['mask_iou'])} {_f(r['mask_iou_refined'])} "
             f"{_f(r['background_psnr_db'], 7)}"
         )
-    print("summary:", json.dumps({k: round(v, 3) if v is not None else None for k, v in rep["summary"].items()}))
-    print("rebinding:", json.dumps({k: round(v, 3) if v is not None else None for k, v in rep["rebinding_summary"].items()}))
+    print(
+        "summary:", json.dumps({k: round(v, 3) if v is not None else None for k, v in rep["summary"].items()})
+    )
+    print(
+        "rebinding:",
+        json.dumps({k: round(v, 3) if v is not None else None for k, v in rep["rebinding_summary"].items()}),
+    )
     print(f"wrote {out}")
     return 0
 

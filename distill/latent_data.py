@@ -135,7 +135,9 @@ class LatentPool:
             + torch.arange(c, device=dev)[None, :, None] * cfg.mel_per_frame
             + torch.arange(cfg.audio_window, device=dev)[None, None]
         )  # (B, c, window) into the padded mel
-        mel = self.mel_padded[i[:, None, None, None], perm[:, :, None, None], mel_idx[:, None]]  # (B, S, c, win, mels)
+        mel = self.mel_padded[
+            i[:, None, None, None], perm[:, :, None, None], mel_idx[:, None]
+        ]  # (B, S, c, win, mels)
         return {
             "x0": self.z[i[:, None], frames].float(),
             "ref": self.z[i, 0].float(),

@@ -113,7 +113,9 @@ def train(args: argparse.Namespace) -> dict:
         opt.load_state_dict(state["opt"])
         step, spent = state["step"], state["seconds"]
         print(f"resumed at step {step} ({spent / 60:.1f} min spent)")
-    pool = FramePool(args.size, args.pool, seconds=4.0, seed=TRAIN_SEED + step, workers=args.workers)  # new clips after a resume
+    pool = FramePool(
+        args.size, args.pool, seconds=4.0, seed=TRAIN_SEED + step, workers=args.workers
+    )  # new clips after a resume
     start, last_save, log = time.perf_counter(), time.perf_counter(), []
     while spent + time.perf_counter() - start < args.minutes * 60:
         x, w = pool.batch(args.batch)

@@ -32,7 +32,9 @@ ROUTE_HANDOVER = 0.5  # default fraction of training over which routing moves fr
 LOSS_WEIGHTS = {"flow": 1.0, "mask": 1.0, "exclusive": 0.5, "compact": 0.05, "smooth": 0.1, "consistent": 0.2}
 
 
-def router_losses(out: GeneratorOutput, truth: torch.Tensor, ref_masks: torch.Tensor) -> dict[str, torch.Tensor]:
+def router_losses(
+    out: GeneratorOutput, truth: torch.Tensor, ref_masks: torch.Tensor
+) -> dict[str, torch.Tensor]:
     """Router losses; truth (B, T, K, M, M), ref_masks (B, K, M, M)."""
     present = (ref_masks.flatten(2).amax(-1) > 0).float()[:, None, :, None, None]  # (B, 1, K, 1, 1)
     n_present = present.sum().clamp_min(1.0) * truth.shape[1] * truth.shape[-1] ** 2
@@ -40,10 +42,16 @@ def router_losses(out: GeneratorOutput, truth: torch.Tensor, ref_masks: torch.Te
     bce, dice = 0.0, 0.0
     for logits in out.mask_logits:
         p = torch.sigmoid(logits)
-        bce = bce + (F.binary_cross_entropy_with_logits(logits, truth, reduction="none") * present).sum() / n_present
+        bce = (
+            bce
+            + (F.binary_cross_entropy_with_logits(logits, truth, reduction="none") * present).sum()
+            / n_present
+        )
         inter = (p * truth * present).sum((-1, -2))
         denom = ((p + truth) * present).sum((-1, -2)).clamp_min(1e-3)
-        dice = dice + (1 - (2 * inter + 1e-3) / (denom + 1e-3))[present[..., 0, 0].expand_as(inter) > 0].mean()
+        dice = (
+            dice + (1 - (2 * inter + 1e-3) / (denom + 1e-3))[present[..., 0, 0].expand_as(inter) > 0].mean()
+        )
     layers = len(out.mask_logits)
     losses["mask"] = (bce + dice) / layers
     p = out.masks
@@ -54,12 +62,16 @@ def router_losses(out: GeneratorOutput, truth: torch.Tensor, ref_masks: torch.Te
     mass = ref_masks.sum((-1, -2)).clamp_min(1e-6)
     cy = (ref_masks.sum(-1) * coords).sum(-1) / mass  # (B, K)
     cx = (ref_masks.sum(-2) * coords).sum(-1) / mass
-    d2 = (coords[None, None, :, None] - cy[..., None, None]) ** 2 + (coords[None, None, None, :] - cx[..., None, None]) ** 2
+    d2 = (coords[None, None, :, None] - cy[..., None, None]) ** 2 + (
+        coords[None, None, None, :] - cx[..., None, None]
+    ) ** 2
     losses["compact"] = (p * d2[:, None] * present).sum() / (p * present).sum().clamp_min(1.0)
     losses["smooth"] = (p[:, 1:] - p[:, :-1]).abs().mean() if p.shape[1] > 1 else p.sum() * 0
     if layers > 1:
         last = torch.sigmoid(out.mask_logits[-1]).detach()
-        losses["consistent"] = sum(F.mse_loss(torch.sigmoid(lg), last) for lg in out.mask_logits[:-1]) / (layers - 1)
+        losses["consistent"] = sum(F.mse_loss(torch.sigmoid(lg), last) for lg in out.mask_logits[:-1]) / (
+            layers - 1
+        )
     else:
         losses["consistent"] = p.sum() * 0
     return losses
@@ -76,8 +88,15 @@ def training_step(
     noise = torch.randn_like(x0)
     xt = (1 - t)[:, None, None, None, None] * x0 + t[:, None, None, None, None] * noise
     out = model(
-        xt, t, batch["ref"], batch["ctx"], batch["mel"], batch["bind"], batch["ref_masks"],
-        external=batch["masks"] if mix > 0 else None, mix=mix,
+        xt,
+        t,
+        batch["ref"],
+        batch["ctx"],
+        batch["mel"],
+        batch["bind"],
+        batch["ref_masks"],
+        external=batch["masks"] if mix > 0 else None,
+        mix=mix,
     )
     err = (out.velocity.float() - (noise - x0)).pow(2)  # (B, T, C, h, w)
     tok = model.patchify(err).mean(-1)  # (B, T*F)
@@ -219,8 +238,17 @@ def train(args: argparse.Namespace) -> dict:
 
 def _save_state(path: Path, model, ema, opt, step: int, seconds: float, log: list) -> None:
     tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-                "step": step, "seconds": seconds, "log": log}, tmp)
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "ema": ema.state_dict(),
+            "opt": opt.state_dict(),
+            "step": step,
+            "seconds": seconds,
+            "log": log,
+        },
+        tmp,
+    )
     tmp.replace(path)  # a run killed mid-save keeps the previous state
 
 
@@ -241,8 +269,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save-every", type=float, default=120.0, help="seconds between resumable states")
     p.add_argument("--amp", choices=("on", "off"), default=None, help="bf16 autocast (default: on for CUDA)")
     p.add_argument("--init", default=None, help="generator checkpoint to start from (fine-tuning)")
-    p.add_argument("--route-handover", type=float, default=ROUTE_HANDOVER,
-                   help="fraction of training routing moves from true to predicted masks over (0: predicted only)")
+    p.add_argument(
+        "--route-handover",
+        type=float,
+        default=ROUTE_HANDOVER,
+        help="fraction of training routing moves from true to predicted masks over (0: predicted only)",
+    )
     p.add_argument("--resume", action="store_true")
 
 

@@ -28,7 +28,9 @@ def mel_filterbank(n_mels: int) -> torch.Tensor:
     def to_mel(f: np.ndarray) -> np.ndarray:
         return 2595.0 * np.log10(1.0 + f / 700.0)
 
-    edges = 700.0 * (10 ** (np.linspace(to_mel(np.array(F_MIN)), to_mel(np.array(F_MAX)), n_mels + 2) / 2595.0) - 1)
+    edges = 700.0 * (
+        10 ** (np.linspace(to_mel(np.array(F_MIN)), to_mel(np.array(F_MAX)), n_mels + 2) / 2595.0) - 1
+    )
     freqs = np.linspace(0, AUDIO_SAMPLE_RATE / 2, N_FFT // 2 + 1)
     lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
     up = (freqs[None] - lo) / (mid - lo)
@@ -43,15 +45,17 @@ def log_mel(audio: torch.Tensor | np.ndarray, n_mels: int) -> torch.Tensor:
     x = x.reshape(-1, x.shape[-1])
     n_frames = x.shape[-1] // HOP
     x = torch.nn.functional.pad(x, (0, N_FFT))
-    spec = torch.stft(
-        x, N_FFT, HOP, window=torch.hann_window(N_FFT), center=False, return_complex=True
-    )[..., :n_frames]  # (B, F, n_frames)
+    spec = torch.stft(x, N_FFT, HOP, window=torch.hann_window(N_FFT), center=False, return_complex=True)[
+        ..., :n_frames
+    ]  # (B, F, n_frames)
     power = spec.real**2 + spec.imag**2
     mel = power.transpose(1, 2) @ mel_filterbank(n_mels)
     return torch.log(mel + 1e-5).reshape(*lead, n_frames, n_mels)
 
 
-def frame_windows(mel: torch.Tensor, first_frame: int, frames: int, past_ms: int, lookahead_ms: int) -> torch.Tensor:
+def frame_windows(
+    mel: torch.Tensor, first_frame: int, frames: int, past_ms: int, lookahead_ms: int
+) -> torch.Tensor:
     """(..., M, n_mels) log-mel -> (..., frames, window, n_mels): each video frame's window of mel frames.
 
     Windows reaching before mel frame 0 or after the end are padded with silence.

@@ -48,6 +48,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "distill.train_teacher:add_arguments",
         "distill.train_teacher:train_command",
     ),
+    "bench model": (
+        "time the generator's denoiser step and the decoder against the real-time budget",
+        "realtime.bench_generator:add_arguments",
+        "realtime.bench_generator:bench_command",
+    ),
     "bench data": (
         "measure world-generation throughput at 128 and 256 px",
         "distill.bench_data:add_bench_arguments",

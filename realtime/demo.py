@@ -28,7 +28,12 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--characters", type=int, default=2, help="characters in the scene (1-4)")
     p.add_argument("--seconds", type=float, default=12.0, help="length of the dialogue")
     p.add_argument("--seed", type=int, default=7, help="scene and dialogue seed")
-    p.add_argument("--size", type=int, default=None, help=f"frame size, one of {SUPPORTED_FRAME_SIZES} (default: the model's)")
+    p.add_argument(
+        "--size",
+        type=int,
+        default=None,
+        help=f"frame size, one of {SUPPORTED_FRAME_SIZES} (default: the model's)",
+    )
     p.add_argument("--model", default=DEFAULT_MODEL, help="generator checkpoint (safetensors + json)")
     p.add_argument("--autoencoder", default=DEFAULT_AUTOENCODER, help="frame autoencoder checkpoint")
     p.add_argument("--steps", type=int, default=8, help="sampling steps per chunk")
@@ -48,7 +53,9 @@ def demo_command(args: argparse.Namespace) -> int:
 
         model, ae = load_generator(args.model), load_autoencoder(args.autoencoder)
         if args.size not in (None, model.cfg.frame_size):
-            raise BYAError(f"--size {args.size}: the model {args.model} generates {model.cfg.frame_size} px frames")
+            raise BYAError(
+                f"--size {args.size}: the model {args.model} generates {model.cfg.frame_size} px frames"
+            )
         size = model.cfg.frame_size
     else:
         size = 256 if args.size is None else args.size
@@ -60,7 +67,9 @@ def demo_command(args: argparse.Namespace) -> int:
     clip = make_clip(args.seed, n_characters=args.characters, size=size, seconds=args.seconds)
     made = time.perf_counter() - start
     names = [c.get("name", f"character {i}") for i, c in enumerate(clip.scene["characters"])]
-    print(f"scene: {len(names)} characters ({', '.join(names)}), {clip.n_frames} frames at {clip.size} px, made in {made:.1f} s")
+    print(
+        f"scene: {len(names)} characters ({', '.join(names)}), {clip.n_frames} frames at {clip.size} px, made in {made:.1f} s"
+    )
     for seg in clip.dialogue.segments:
         print(f"  {seg.start_s:6.2f}-{seg.end_s:6.2f} s  {names[seg.character]:>12} ({seg.kind}): {seg.text}")
 
@@ -70,10 +79,20 @@ def demo_command(args: argparse.Namespace) -> int:
         from realtime.sampler import generate, upsample_masks
 
         start = time.perf_counter()
-        gen = generate(model, ae, clip.render.frames[0], clip.render.masks[0], clip.dialogue.audio, steps=args.steps, seed=args.seed)
+        gen = generate(
+            model,
+            ae,
+            clip.render.frames[0],
+            clip.render.masks[0],
+            clip.dialogue.audio,
+            steps=args.steps,
+            seed=args.seed,
+        )
         took = time.perf_counter() - start
-        print(f"generated {len(gen.frames)} frames with {Path(args.model).name} ({args.steps} steps) in {took:.1f} s "
-              f"({len(gen.frames) / took:.1f} frames/s on this machine)")
+        print(
+            f"generated {len(gen.frames)} frames with {Path(args.model).name} ({args.steps} steps) in {took:.1f} s "
+            f"({len(gen.frames) / took:.1f} frames/s on this machine)"
+        )
         clip = _cut(clip, len(gen.frames))
         frames, masks = gen.frames, upsample_masks(gen.masks, clip.size)
         write_mp4(out / "truth.mp4", clip.render.frames, clip.dialogue.mix)
@@ -85,7 +104,9 @@ def demo_command(args: argparse.Namespace) -> int:
     report = evaluate(frames, clip, masks=masks)
     (out / "report.json").write_text(json.dumps(report, indent=1))
     save_plot(report, clip, out / "report.png")
-    print(f"wrote {video} (video + mixed audio), {out / 'clip.npz'} (ground truth), {out / 'report.json'}, {out / 'report.png'}")
+    print(
+        f"wrote {video} (video + mixed audio), {out / 'clip.npz'} (ground truth), {out / 'report.json'}, {out / 'report.png'}"
+    )
     ls, b, m = report["lip_sync"], report["binding"], report["masks"] or {}
     print(
         f"scores: lip-sync r {_f(ls['r_mean'])} (offset {ls['offset_frames']} frames), binding AUC own {_f(b['auc_own_mean'])} "

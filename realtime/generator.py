@@ -93,8 +93,11 @@ class MMDiTBlock(nn.Module):
         qc, kc, vc = self._qkv(self.ctx, xc, mc, angles[:lc])
         qg, kg, vg = self._qkv(self.gen, xg, mg, angles[lc:])
         att = chunk_causal_attention(
-            torch.cat((qc, qg), 2), torch.cat((kc, kg), 2), torch.cat((vc, vg), 2),
-            ref_len=cfg.frame_tokens, chunk_len=cfg.chunk_frames * cfg.frame_tokens,
+            torch.cat((qc, qg), 2),
+            torch.cat((kc, kg), 2),
+            torch.cat((vc, vg), 2),
+            ref_len=cfg.frame_tokens,
+            chunk_len=cfg.chunk_frames * cfg.frame_tokens,
         )  # (B, H, L, D)
         att = att.transpose(1, 2).flatten(2)
         xc = xc + mc[2][:, None] * self.ctx.proj(att[:, :lc])
@@ -110,10 +113,14 @@ class MMDiTBlock(nn.Module):
             b, lg, w = xg.shape
             k = audio.shape[1]
             q = self.audio_q(self.audio_norm(xg)).reshape(b, lg, cfg.heads, -1).transpose(1, 2)
-            kv = self.audio_kv(audio).reshape(b, k, audio.shape[2], 2, cfg.heads, -1).permute(3, 0, 1, 4, 2, 5)
+            kv = (
+                self.audio_kv(audio).reshape(b, k, audio.shape[2], 2, cfg.heads, -1).permute(3, 0, 1, 4, 2, 5)
+            )
             weights = token_weights(masks, cfg.mask_sub)  # (B, Lg, K)
             kv = kv.to(q.dtype)
-            routed = routed_audio_attention(q, kv[0], kv[1], weights.to(q.dtype), frame_tokens=cfg.frame_tokens)
+            routed = routed_audio_attention(
+                q, kv[0], kv[1], weights.to(q.dtype), frame_tokens=cfg.frame_tokens
+            )
             xg = xg + self.audio_out(routed.transpose(1, 2).reshape(b, lg, w))
 
         xc = xc + mc[5][:, None] * self.ctx.mlp(modulate(self.ctx.norm2(xc), mc[3], mc[4]))

@@ -19,11 +19,15 @@ from realtime.generator_config import GeneratorConfig
 KIND = "bya-generator"
 
 
-def save_generator(model: Generator, path: str | Path, extra: dict | None = None, dtype: torch.dtype = torch.float16) -> Path:
+def save_generator(
+    model: Generator, path: str | Path, extra: dict | None = None, dtype: torch.dtype = torch.float16
+) -> Path:
     """Write `path` (safetensors, fp16 by default: half the size, no measurable loss) and its .json."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
+    state = {
+        k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()
+    }
     save_file(state, str(path))
     meta = {"kind": KIND, "version": 1, "config": model.cfg.to_json(), **(extra or {})}
     path.with_suffix(".json").write_text(json.dumps(meta, indent=1))

@@ -30,8 +30,12 @@ class GeneratorConfig:
     window_chunks: int = 2  # clean chunks of context besides the reference frame (the rolling cache)
     # audio
     n_mels: int = 40  # log-mel bands; enough for visemes of synthetic and real speech
-    audio_past_ms: int = 200  # context before the frame: a syllable, so the mouth anticipates nothing it can't hear
-    audio_lookahead_ms: int = 40  # heard after the frame ends; adds exactly this much latency (a config, not a constant)
+    audio_past_ms: int = (
+        200  # context before the frame: a syllable, so the mouth anticipates nothing it can't hear
+    )
+    audio_lookahead_ms: int = (
+        40  # heard after the frame ends; adds exactly this much latency (a config, not a constant)
+    )
     audio_tokens: int = 4  # tokens per frame per character: the router's keys
     audio_width: int = 96  # channels of the audio encoder's convolutions
     # what is denoised: the chunk's change from the last clean frame (the last context frame, or the
@@ -49,9 +53,13 @@ class GeneratorConfig:
         if self.width % self.heads:
             raise ValueError(f"width {self.width} must be a multiple of heads {self.heads}")
         if self.frame_size % (self.latent_factor * self.patch):
-            raise ValueError(f"frame_size {self.frame_size} must be a multiple of {self.latent_factor * self.patch}")
+            raise ValueError(
+                f"frame_size {self.frame_size} must be a multiple of {self.latent_factor * self.patch}"
+            )
         if any(not 0 <= i < self.depth for i in self.router_layers) or not self.router_layers:
-            raise ValueError(f"router_layers {self.router_layers} must be non-empty indices below depth {self.depth}")
+            raise ValueError(
+                f"router_layers {self.router_layers} must be non-empty indices below depth {self.depth}"
+            )
         if self.audio_past_ms % 10 or self.audio_lookahead_ms % 10 or self.audio_lookahead_ms < 0:
             raise ValueError("audio_past_ms and audio_lookahead_ms must be non-negative multiples of 10 ms")
 
@@ -109,11 +117,26 @@ GENERATOR_CONFIGS: dict[str, GeneratorConfig] = {
     "tiny": GeneratorConfig(width=64, depth=2, heads=2, router_layers=(0,), audio_width=32, router_dim=32),
     # GPU presets: 256 px / 256 tokens per frame, and 512 px / 1024 tokens per frame (see kernels/shapes.py)
     "base": GeneratorConfig(
-        frame_size=256, latent_channels=16, width=768, depth=12, heads=12, window_chunks=8,
-        audio_width=256, router_layers=(2, 6), router_dim=128,
+        frame_size=256,
+        latent_channels=16,
+        width=768,
+        depth=12,
+        heads=12,
+        window_chunks=8,
+        audio_width=256,
+        router_layers=(2, 6),
+        router_dim=128,
     ),
     "large": GeneratorConfig(
-        frame_size=512, latent_channels=16, width=1536, depth=24, heads=12, chunk_frames=3,
-        window_chunks=8, audio_width=384, router_layers=(4, 12), router_dim=128,
+        frame_size=512,
+        latent_channels=16,
+        width=1536,
+        depth=24,
+        heads=12,
+        chunk_frames=3,
+        window_chunks=8,
+        audio_width=384,
+        router_layers=(4, 12),
+        router_dim=128,
     ),
 }

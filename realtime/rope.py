@@ -42,4 +42,6 @@ def frame_positions(times: torch.Tensor, grid: int) -> torch.Tensor:
     r = torch.arange(grid, dtype=torch.float32)
     rows, cols = torch.meshgrid(r, r, indexing="ij")
     t = times.float()[:, None].expand(-1, grid * grid)
-    return torch.stack((t.reshape(-1), rows.reshape(-1).repeat(len(times)), cols.reshape(-1).repeat(len(times))), -1)
+    return torch.stack(
+        (t.reshape(-1), rows.reshape(-1).repeat(len(times)), cols.reshape(-1).repeat(len(times))), -1
+    )

@@ -47,14 +47,18 @@ class RouterHead(nn.Module):
         self.where = nn.Linear(4 * N_FOURIER, d)
         self.bias = nn.Parameter(torch.tensor(-2.0))  # most of a frame is background
 
-    def forward(self, tokens: torch.Tensor, ref_tokens: torch.Tensor, ref_masks: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, tokens: torch.Tensor, ref_tokens: torch.Tensor, ref_masks: torch.Tensor
+    ) -> torch.Tensor:
         """tokens (B, T*F, W), ref_tokens (B, F, W), ref_masks (B, K, M, M) -> logits (B, T, K, M, M)."""
         cfg = self.cfg
         b, l, _ = tokens.shape
         g, s = cfg.grid, cfg.mask_sub
         t = l // (g * g)
         w_tok = F.avg_pool2d(ref_masks, s).flatten(2)  # (B, K, F): each character's share of a ref token
-        pooled = torch.einsum("bkf,bfw->bkw", w_tok, self.norm_id(ref_tokens)) / w_tok.sum(-1, keepdim=True).clamp_min(1e-3)
+        pooled = torch.einsum("bkf,bfw->bkw", w_tok, self.norm_id(ref_tokens)) / w_tok.sum(
+            -1, keepdim=True
+        ).clamp_min(1e-3)
         ident = self.ident(pooled) + self.where(centroid_features(ref_masks))  # (B, K, d)
         q = self.query(self.norm_tok(tokens)).reshape(b, l, s * s, -1)
         logits = torch.einsum("blsd,bkd->bkls", q, ident) / math.sqrt(q.shape[-1]) + self.bias
@@ -83,7 +87,9 @@ def boxes_to_masks(boxes: np.ndarray, frame_size: int, mask_size: int) -> np.nda
     edges = np.arange(mask_size, dtype=np.float32) * cell
 
     def cover(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:  # (..., M) fraction of each cell inside [lo, hi)
-        return np.clip((np.minimum(hi[..., None], edges + cell) - np.maximum(lo[..., None], edges)) / cell, 0, 1)
+        return np.clip(
+            (np.minimum(hi[..., None], edges + cell) - np.maximum(lo[..., None], edges)) / cell, 0, 1
+        )
 
     cx = cover(boxes[..., 0], boxes[..., 2])
     cy = cover(boxes[..., 1], boxes[..., 3])
@@ -99,7 +105,9 @@ class MaskRefiner:
 
     def __init__(self, drop: float = 0.2, on: float = 0.6, off: float = 0.4, smooth: float = 0.5) -> None:
         if not 0 <= off <= on <= 1 or not 0 <= drop <= 1 or not 0 <= smooth < 1:
-            raise ValueError(f"need 0 <= off <= on <= 1, drop in [0, 1], smooth in [0, 1); got {drop, on, off, smooth}")
+            raise ValueError(
+                f"need 0 <= off <= on <= 1, drop in [0, 1], smooth in [0, 1); got {drop, on, off, smooth}"
+            )
         self.drop, self.on, self.off, self.smooth = drop, on, off, smooth
         self.state: np.ndarray | None = None  # (K, M, M) hysteresis state
         self.ema: np.ndarray | None = None

@@ -68,7 +68,9 @@ def generate(
     ref = torch.from_numpy(reference).permute(2, 0, 1)[None].float().to(dev) / 127.5 - 1.0
     z_ref = ae.encode(ref)[0]
     m = cfg.mask_size
-    rm = F.adaptive_avg_pool2d(torch.from_numpy(pad_characters(ref_masks.astype(np.float32))), m)[None].to(dev)
+    rm = F.adaptive_avg_pool2d(torch.from_numpy(pad_characters(ref_masks.astype(np.float32))), m)[None].to(
+        dev
+    )
     streams = np.zeros((MAX_CHARACTERS, audio.shape[1]), np.float32)
     streams[:s] = audio
     mel = log_mel(streams, cfg.n_mels).to(dev)
@@ -76,7 +78,11 @@ def generate(
     b[0, :s, :n] = torch.from_numpy(bind.astype(np.float32))
     ext = None
     if external is not None:
-        ext = torch.from_numpy(pad_characters(external.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)).float().to(dev)
+        ext = (
+            torch.from_numpy(pad_characters(external.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3))
+            .float()
+            .to(dev)
+        )
 
     latents: list[torch.Tensor] = []
     masks: list[torch.Tensor] = []
@@ -104,4 +110,6 @@ def generate(
 
 def upsample_masks(masks: np.ndarray, size: int) -> np.ndarray:
     """(T, N, M, M) router masks -> (T, N, size, size), bilinear (what the harness compares)."""
-    return F.interpolate(torch.from_numpy(masks), size=(size, size), mode="bilinear", align_corners=False).numpy()
+    return F.interpolate(
+        torch.from_numpy(masks), size=(size, size), mode="bilinear", align_corners=False
+    ).numpy()
