@@ -78,10 +78,24 @@ def router_losses(
 
 
 def training_step(
-    model: Generator, batch: dict[str, torch.Tensor], mix: float, rng: np.random.Generator
+    model: Generator,
+    batch: dict[str, torch.Tensor],
+    mix: float,
+    rng: np.random.Generator,
+    context_noise: float = 0.0,
 ) -> dict[str, torch.Tensor]:
-    """One flow-matching step's losses (not yet backpropagated)."""
-    x0 = model.to_target(batch["x0"], model.base(batch["ref"], batch["ctx"]))
+    """One flow-matching step's losses (not yet backpropagated).
+
+    `context_noise`: the clean context is corrupted by Gaussian noise of a per-sample std in
+    [0, context_noise] (latent units; a frame-to-frame change is ~0.11), and the residual is measured
+    from the corrupted last frame. At inference the context is the model's own output, never quite
+    clean: trained this way, each chunk corrects its context's errors instead of compounding them.
+    """
+    ctx = batch["ctx"]
+    if context_noise > 0 and ctx.shape[1]:
+        sigma = torch.from_numpy(rng.uniform(0, context_noise, ctx.shape[0])).float().to(ctx.device)
+        ctx = ctx + sigma[:, None, None, None, None] * torch.randn_like(ctx)
+    x0 = model.to_target(batch["x0"], model.base(batch["ref"], ctx))
     b = x0.shape[0]
     # logit-normal flow times: most samples at mid noise, where the chunk's content is decided
     t = torch.sigmoid(torch.from_numpy(rng.normal(0.0, 1.0, b)).float()).to(x0.device)
@@ -91,7 +105,7 @@ def training_step(
         xt,
         t,
         batch["ref"],
-        batch["ctx"],
+        ctx,
         batch["mel"],
         batch["bind"],
         batch["ref_masks"],
@@ -184,7 +198,7 @@ def train(args: argparse.Namespace) -> dict:
         mix = max(0.0, 1.0 - frac / args.route_handover) if args.route_handover > 0 else 0.0
         batch = pool.batch(args.batch, int(rng.integers(0, cfg.window_chunks + 1)), rng)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            losses = training_step(model, batch, mix, rng)
+            losses = training_step(model, batch, mix, rng, args.context_noise)
         opt.zero_grad(set_to_none=True)
         losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -227,6 +241,7 @@ def train(args: argparse.Namespace) -> dict:
         "loss_weights": LOSS_WEIGHTS,
         "autoencoder": str(args.autoencoder),
         "init": args.init,
+        "context_noise": args.context_noise,
     }
     save_generator(ema.cpu(), out / f"{args.preset}.safetensors", extra={"training": facts})
     (out / "train_log.json").write_text(json.dumps(log))
@@ -268,6 +283,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--save-every", type=float, default=120.0, help="seconds between resumable states")
     p.add_argument("--amp", choices=("on", "off"), default=None, help="bf16 autocast (default: on for CUDA)")
+    p.add_argument("--context-noise", type=float, default=0.3, help="max std of noise added to the context")
     p.add_argument("--init", default=None, help="generator checkpoint to start from (fine-tuning)")
     p.add_argument(
         "--route-handover",
