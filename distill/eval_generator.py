@@ -64,7 +64,7 @@ def evaluate_checkpoint(
 ) -> dict:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     model, ae, reader = load_generator(checkpoint), load_autoencoder(autoencoder), load_reader()
-    rows, rebind = [], []
+    rows, rebind, ceiling = [], [], []
     start = time.perf_counter()
     frames_made = 0
     for seed, n in zip(seeds, characters, strict=True):
@@ -93,6 +93,12 @@ def evaluate_checkpoint(
                 "mask_flicker_refined": refined["masks"]["flicker_mean"],
             }
         )
+        # baseline in the same run: the ground truth through the autoencoder, the best this pipeline can score
+        x = torch.from_numpy(clip.render.frames[:t]).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        with torch.no_grad():
+            y = torch.cat([ae(x[i : i + 50]) for i in range(0, t, 50)])
+        recon = ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+        ceiling.append({"seed": seed, "characters": n, **_row(evaluate(recon, _cut(clip, t), reader=reader))})
         if n == 2:  # re-binding: stream 0 now drives character 1 and stream 1 character 0
             swapped = generate(
                 model,
@@ -114,6 +120,10 @@ def evaluate_checkpoint(
         "clip_seconds": seconds,
         "clips": rows,
         "summary": summary,
+        "autoencoder_ceiling": ceiling,
+        "autoencoder_ceiling_summary": {
+            k: _mean(ceiling, k) for k in ceiling[0] if k not in ("seed", "characters")
+        },
         "rebinding": rebind,
         "rebinding_summary": {
             "auc_own_bound": _mean([r["bound"] for r in rebind], "auc_own"),
@@ -169,6 +179,7 @@ def eval_model_command(args: argparse.Namespace) -> int:
         EVAL_CHARACTERS[: args.clips],
     )
     out.write_text(json.dumps(rep, indent=1, allow_nan=True))
+    out.with_suffix(".md").write_text(markdown_table(rep))
     print(
         f"{'seed':>5} {'N':>2} {'r':>6} {'off':>4} {'AUCown':>7} {'AUCoth':>7} {'IoU':>6} {'IoUref':>6} {'bgPSNR':>7}"
     )
@@ -185,8 +196,53 @@ def eval_model_command(args: argparse.Namespace) -> int:
         "rebinding:",
         json.dumps({k: round(v, 3) if v is not None else None for k, v in rep["rebinding_summary"].items()}),
     )
-    print(f"wrote {out}")
+    print(f"wrote {out} and {out.with_suffix('.md')}")
     return 0
+
+
+def markdown_table(rep: dict) -> str:
+    """The report as a Markdown table (per clip, then the mean), for model cards."""
+    cols = [
+        ("seed", "seed"),
+        ("characters", "N"),
+        ("lip_sync_r_mean", "lip-sync r"),
+        ("offset_frames", "offset"),
+        ("auc_own", "AUC own"),
+        ("auc_other", "AUC other"),
+        ("wrong_person_rate", "wrong person"),
+        ("mask_iou", "mask IoU"),
+        ("mask_iou_refined", "IoU refined"),
+        ("background_psnr_db", "bg PSNR dB"),
+    ]
+    lines = ["| " + " | ".join(h for _, h in cols) + " |", "|" + "---:|" * len(cols)]
+    for r in [*rep["clips"], {"seed": "mean", "characters": "", **rep["summary"]}]:
+        cells = []
+        for k, _ in cols:
+            v = r.get(k)
+            cells.append("-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    ceiling = rep.get("autoencoder_ceiling_summary")
+    if ceiling:  # truth through the autoencoder: no router masks to score
+        row = {
+            "seed": "truth via AE (ceiling)",
+            "characters": "",
+            **ceiling,
+            "mask_iou": None,
+            "mask_iou_refined": None,
+        }
+        cells = [
+            "-" if row.get(k) is None else f"{row[k]:.3f}" if isinstance(row[k], float) else str(row[k])
+            for k, _ in cols
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    rb = rep["rebinding_summary"]
+    lines.append("")
+    lines.append(
+        f"Re-binding (2-character clips, audio-to-character matrix swapped): AUC own {_f(rb['auc_own_bound']).strip()} "
+        f"-> {_f(rb['auc_own_swapped']).strip()}, AUC other {_f(rb['auc_other_bound']).strip()} -> "
+        f"{_f(rb['auc_other_swapped']).strip()}."
+    )
+    return "\n".join(lines) + "\n"
 
 
 def _f(v: float | None, w: int = 6) -> str:
