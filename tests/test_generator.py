@@ -153,3 +153,19 @@ def test_config_validation() -> None:
     assert GENERATOR_CONFIGS["toon-s"].frame_tokens == 64
     assert GENERATOR_CONFIGS["toon-s"].audio_window == (200 + 40 + 40) // 10
     assert np.isclose(GENERATOR_CONFIGS["toon-s"].residual_scale, 0.3)
+
+
+def test_triton_and_torch_kernel_paths_give_the_same_model(monkeypatch) -> None:
+    """The whole generator, forward and backward, through the Triton kernels (interpreter) and through SDPA."""
+    g = _model()
+    x = _inputs(1, 2, 1)
+    results = []
+    for backend in ("torch", "triton"):
+        monkeypatch.setenv("BYA_KERNELS", backend)
+        monkeypatch.setenv("TRITON_INTERPRET", "1")
+        g.zero_grad()
+        out = g(**x)
+        (out.velocity.pow(2).mean() + out.masks.mean()).backward()
+        results.append((out.velocity.detach(), out.masks.detach(), g.patch_in.weight.grad.clone()))
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
