@@ -96,6 +96,29 @@ class Clip:
         return int(self.render.frames.shape[1])
 
 
+def truncate(clip: Clip, frames: int) -> Clip:
+    """The first `frames` frames of a clip (and their audio): what a generator made of whole chunks covers."""
+    from dataclasses import replace
+
+    d, r = clip.dialogue, clip.render
+    spf = d.sample_rate // d.fps
+    d2 = replace(
+        d,
+        audio=d.audio[:, : frames * spf],
+        openness=d.openness[:, :frames],
+        viseme=d.viseme[:, :frames],
+        active=d.active[:, :frames],
+    )
+    r2 = replace(
+        r,
+        frames=r.frames[:frames],
+        masks=r.masks[:frames],
+        boxes=r.boxes[:frames],
+        mouth_boxes=r.mouth_boxes[:frames],
+    )
+    return replace(clip, dialogue=d2, render=r2)
+
+
 def make_clip(
     seed: int,
     n_characters: int | None = None,

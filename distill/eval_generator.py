@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from distill.clip import make_clip
+from distill.clip import make_clip, truncate
 from distill.harness import evaluate
 from distill.mouth_reader import load_reader
 from distill.shards import ensure_writable_dir
@@ -80,10 +80,9 @@ def evaluate_checkpoint(
         )
         t = len(out.frames)
         frames_made += t
-        rep = evaluate(out.frames, _cut(clip, t), masks=upsample_masks(out.masks, clip.size), reader=reader)
-        refined = evaluate(
-            out.frames, _cut(clip, t), masks=upsample_masks(out.refined, clip.size), reader=reader
-        )
+        cut = truncate(clip, t)
+        rep = evaluate(out.frames, cut, masks=upsample_masks(out.masks, clip.size), reader=reader)
+        refined = evaluate(out.frames, cut, masks=upsample_masks(out.refined, clip.size), reader=reader)
         rows.append(
             {
                 "seed": seed,
@@ -98,7 +97,7 @@ def evaluate_checkpoint(
         with torch.no_grad():
             y = torch.cat([ae(x[i : i + 50]) for i in range(0, t, 50)])
         recon = ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
-        ceiling.append({"seed": seed, "characters": n, **_row(evaluate(recon, _cut(clip, t), reader=reader))})
+        ceiling.append({"seed": seed, "characters": n, **_row(evaluate(recon, cut, reader=reader))})
         if n == 2:  # re-binding: stream 0 now drives character 1 and stream 1 character 0
             swapped = generate(
                 model,
@@ -110,7 +109,7 @@ def evaluate_checkpoint(
                 steps=steps,
                 seed=seed,
             )
-            srep = evaluate(swapped.frames, _cut(clip, t), reader=reader)
+            srep = evaluate(swapped.frames, cut, reader=reader)
             rebind.append({"seed": seed, "bound": _row(rep), "swapped": _row(srep)})
     wall = time.perf_counter() - start
     summary = {k: _mean(rows, k) for k in rows[0] if k not in ("seed", "characters")}
@@ -134,22 +133,6 @@ def evaluate_checkpoint(
         "sampling_frames_per_second": frames_made / wall,
         "machine": f"{torch.get_num_threads()} torch threads, CPU",
     }
-
-
-def _cut(clip, t: int):
-    """The clip truncated to the t frames generated (whole chunks)."""
-    from dataclasses import replace
-
-    d, r = clip.dialogue, clip.render
-    d2 = replace(
-        d,
-        audio=d.audio[:, : t * 640],
-        openness=d.openness[:, :t],
-        viseme=d.viseme[:, :t],
-        active=d.active[:, :t],
-    )
-    r2 = replace(r, frames=r.frames[:t], masks=r.masks[:t], boxes=r.boxes[:t], mouth_boxes=r.mouth_boxes[:t])
-    return replace(clip, dialogue=d2, render=r2)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

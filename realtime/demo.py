@@ -12,7 +12,7 @@ import json
 import time
 from pathlib import Path
 
-from distill.clip import check_character_count, make_clip
+from distill.clip import check_character_count, make_clip, truncate
 from distill.shards import ensure_writable_dir, save_clip
 from realtime.errors import BYAError
 from realtime.media import SUPPORTED_FRAME_SIZES
@@ -75,7 +75,6 @@ def demo_command(args: argparse.Namespace) -> int:
 
     frames, masks = clip.render.frames, clip.render.masks
     if model is not None:
-        from distill.eval_generator import _cut
         from realtime.sampler import generate, upsample_masks
 
         start = time.perf_counter()
@@ -93,7 +92,7 @@ def demo_command(args: argparse.Namespace) -> int:
             f"generated {len(gen.frames)} frames with {Path(args.model).name} ({args.steps} steps) in {took:.1f} s "
             f"({len(gen.frames) / took:.1f} frames/s on this machine)"
         )
-        clip = _cut(clip, len(gen.frames))
+        clip = truncate(clip, len(gen.frames))
         frames, masks = gen.frames, upsample_masks(gen.masks, clip.size)
         write_mp4(out / "truth.mp4", clip.render.frames, clip.dialogue.mix)
     video = write_mp4(out / "demo.mp4", frames, clip.dialogue.mix)
