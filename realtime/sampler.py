@@ -51,6 +51,28 @@ def generate(
     external: np.ndarray | None = None,  # (T, N, M, M) masks from outside to route with instead
 ) -> Generated:
     cfg = model.cfg
+    size = cfg.frame_size
+    if reference.shape != (size, size, 3) or reference.dtype != np.uint8:
+        raise ValueError(
+            f"reference must be a ({size}, {size}, 3) uint8 frame, got {reference.shape} {reference.dtype}"
+        )
+    if (
+        ref_masks.ndim != 3
+        or ref_masks.shape[1:] != (size, size)
+        or not 1 <= ref_masks.shape[0] <= MAX_CHARACTERS
+    ):
+        raise ValueError(f"ref_masks must be (1-{MAX_CHARACTERS}, {size}, {size}), got {ref_masks.shape}")
+    if (
+        audio.ndim != 2
+        or not 1 <= audio.shape[0] <= MAX_CHARACTERS
+        or audio.shape[1] < SAMPLES_PER_FRAME * cfg.chunk_frames
+    ):
+        raise ValueError(
+            f"audio must be (1-{MAX_CHARACTERS} streams, samples) holding at least one chunk "
+            f"({SAMPLES_PER_FRAME * cfg.chunk_frames} samples), got {audio.shape}"
+        )
+    if not 1 <= steps <= 1000:
+        raise ValueError(f"steps must be in [1, 1000], got {steps}")
     n = ref_masks.shape[0]
     s = audio.shape[0]
     if bind is None:

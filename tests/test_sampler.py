@@ -61,3 +61,16 @@ def test_bind_is_checked(models) -> None:
         generate(g, ae, ref, masks, audio[:1], steps=1)
     one = generate(g, ae, ref, masks, audio[:1], bind=np.array([[0.0, 1.0]], np.float32), steps=1)
     assert one.frames.shape[0] == 10
+
+
+def test_bad_inputs_name_the_problem(models) -> None:
+    g, ae = models
+    ref, masks, audio = _scene(2)
+    with pytest.raises(ValueError, match="reference must be"):
+        generate(g, ae, ref[:64], masks, audio, steps=1)
+    with pytest.raises(ValueError, match="ref_masks must be"):
+        generate(g, ae, ref, np.zeros((5, 128, 128), np.float32), audio, steps=1)
+    with pytest.raises(ValueError, match="at least one chunk"):
+        generate(g, ae, ref, masks, audio[:, :100], steps=1)
+    with pytest.raises(ValueError, match="steps must be"):
+        generate(g, ae, ref, masks, audio, steps=0)
