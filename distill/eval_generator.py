@@ -20,7 +20,7 @@ from distill.clip import make_clip, truncate
 from distill.harness import evaluate
 from distill.mouth_reader import load_reader
 from distill.shards import ensure_writable_dir
-from realtime.autoencoder import load_autoencoder
+from realtime.autoencoder import load_autoencoder, roundtrip
 from realtime.errors import BYAError
 from realtime.generator_checkpoint import load_generator
 from realtime.sampler import generate, upsample_masks
@@ -93,10 +93,7 @@ def evaluate_checkpoint(
             }
         )
         # baseline in the same run: the ground truth through the autoencoder, the best this pipeline can score
-        x = torch.from_numpy(clip.render.frames[:t]).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-        with torch.no_grad():
-            y = torch.cat([ae(x[i : i + 50]) for i in range(0, t, 50)])
-        recon = ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+        recon = roundtrip(ae, clip.render.frames[:t])
         ceiling.append({"seed": seed, "characters": n, **_row(evaluate(recon, cut, reader=reader))})
         if n == 2:  # re-binding: stream 0 now drives character 1 and stream 1 character 0
             swapped = generate(

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from distill.clip import make_clip
 from realtime.audio_features import SILENCE_DB, log_mel
-from realtime.autoencoder import FrameAutoencoder
+from realtime.autoencoder import FrameAutoencoder, frames_to_tensor
 from realtime.generator_config import GeneratorConfig
 from realtime.media import MAX_CHARACTERS
 
@@ -87,7 +87,7 @@ class LatentPool:
 
     @torch.no_grad()
     def add(self, c: ClipArrays) -> None:
-        x = torch.from_numpy(c.frames).to(self.device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        x = frames_to_tensor(c.frames, self.device)
         z = torch.cat([self.ae.encode(x[i : i + 64]) for i in range(0, len(x), 64)])
         self.latents.append(z.half())
         self.masks.append(torch.from_numpy(c.masks).to(self.device))

@@ -11,6 +11,7 @@ import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
@@ -149,3 +150,20 @@ def load_autoencoder(path: str | Path) -> FrameAutoencoder:
             f"{path}: weights do not match the config in {meta_path.name} ({str(exc).splitlines()[0]})"
         ) from exc
     return model.eval()
+
+
+def frames_to_tensor(frames: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
+    """(T, H, W, 3) uint8 frames -> (T, 3, H, W) float in [-1, 1], the autoencoder's input."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).to(device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+def tensor_to_frames(x: torch.Tensor) -> np.ndarray:
+    """(T, 3, H, W) float in [-1, 1] -> (T, H, W, 3) uint8 frames (clamped, rounded)."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+@torch.no_grad()
+def roundtrip(ae: FrameAutoencoder, frames: np.ndarray, batch: int = 50) -> np.ndarray:
+    """Frames through encode -> decode: the ceiling any generator on these latents can reach."""
+    x = frames_to_tensor(frames, next(ae.parameters()).device)
+    return tensor_to_frames(torch.cat([ae(x[i : i + batch]) for i in range(0, len(x), batch)]))

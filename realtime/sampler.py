@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from realtime.audio_features import frame_windows, log_mel
-from realtime.autoencoder import FrameAutoencoder
+from realtime.autoencoder import FrameAutoencoder, frames_to_tensor, tensor_to_frames
 from realtime.generator import Generator
 from realtime.media import MAX_CHARACTERS, SAMPLES_PER_FRAME
 from realtime.router import MaskRefiner
@@ -87,7 +87,7 @@ def generate(
     dev = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
 
-    ref = torch.from_numpy(reference).permute(2, 0, 1)[None].float().to(dev) / 127.5 - 1.0
+    ref = frames_to_tensor(reference[None], dev)
     z_ref = ae.encode(ref)[0]
     m = cfg.mask_size
     rm = F.adaptive_avg_pool2d(torch.from_numpy(pad_characters(ref_masks.astype(np.float32))), m)[None].to(
@@ -124,7 +124,7 @@ def generate(
         masks.append(out.masks[0] if route is None else route[0])
     z = torch.stack(latents)
     frames = torch.cat([ae.decode(z[i : i + 32]) for i in range(0, len(z), 32)])
-    frames = ((frames.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    frames = tensor_to_frames(frames)
     raw = torch.cat(masks)[:, :n].float().cpu().numpy()
     refiner = MaskRefiner()
     return Generated(frames, raw, np.stack([refiner(m) for m in raw]), z.cpu())
