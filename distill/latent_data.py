@@ -83,7 +83,7 @@ class LatentPool:
         self.seeds: list[int] = []
 
     def __len__(self) -> int:
-        return len(self.latents)
+        return len(self.seeds)  # clips added; still right after finalize() moves them into stacked tensors
 
     @torch.no_grad()
     def add(self, c: ClipArrays) -> None:

@@ -184,9 +184,8 @@ def train(args: argparse.Namespace) -> dict:
     pool = LatentPool(cfg, ae, args.device)
     pool.fill([clip_seed(TRAIN_SEED + args.seed, i) for i in range(args.clips)], args.seconds, args.workers)
     data_s = time.perf_counter() - t0
-    n_clips = len(pool)
     pool.finalize()
-    print(f"pool: {n_clips} clips of {args.seconds:.0f} s rendered and encoded in {data_s:.0f} s", flush=True)
+    print(f"pool: {len(pool)} clips of {args.seconds:.0f} s rendered and encoded in {data_s:.0f} s", flush=True)
     use_amp = device.type == "cuda" if args.amp is None else args.amp == "on"
     budget = args.minutes * 60
     start, last_save, last_print, samples = time.perf_counter(), time.perf_counter(), 0.0, 0
@@ -232,7 +231,7 @@ def train(args: argparse.Namespace) -> dict:
         "batch": args.batch,
         "samples_per_second": samples / max(wall, 1e-9),
         "train_minutes": spent / 60,
-        "pool_clips": n_clips,
+        "pool_clips": len(pool),
         "clip_seconds": args.seconds,
         "train_seeds": f"clip_seed({TRAIN_SEED + args.seed}, 0..{args.clips - 1})",
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
