@@ -185,7 +185,9 @@ def train(args: argparse.Namespace) -> dict:
     pool.fill([clip_seed(TRAIN_SEED + args.seed, i) for i in range(args.clips)], args.seconds, args.workers)
     data_s = time.perf_counter() - t0
     pool.finalize()
-    print(f"pool: {len(pool)} clips of {args.seconds:.0f} s rendered and encoded in {data_s:.0f} s", flush=True)
+    print(
+        f"pool: {len(pool)} clips of {args.seconds:.0f} s rendered and encoded in {data_s:.0f} s", flush=True
+    )
     use_amp = device.type == "cuda" if args.amp is None else args.amp == "on"
     budget = args.minutes * 60
     start, last_save, last_print, samples = time.perf_counter(), time.perf_counter(), 0.0, 0
