@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -117,6 +118,17 @@ class LatentPool:
         self.mel_padded = F.pad(mel, (0, 0, past, look), value=SILENCE_DB).half()
         self.latents, self.masks, self.mouth, self.mel = [], [], [], []
 
+    def save(self, path: str | Path) -> None:
+        """Write the finalized pool (so several runs share one rendering)."""
+        keys = ("z", "m", "w", "mel_padded")
+        torch.save({"seeds": self.seeds, **{k: getattr(self, k).cpu() for k in keys}}, path)
+
+    def load(self, path: str | Path) -> None:
+        """Read a pool written by `save` (made with the same config and autoencoder)."""
+        state = torch.load(path, map_location=self.device)
+        self.seeds = list(state["seeds"])
+        self.z, self.m, self.w, self.mel_padded = (state[k] for k in ("z", "m", "w", "mel_padded"))
+
     def batch(self, size: int, context_chunks: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         """A batch of `size` chunks, each with `context_chunks` clean chunks before it."""
         cfg, dev = self.cfg, self.device
@@ -147,4 +159,50 @@ class LatentPool:
             "ref_masks": self.m[i, 0].float(),
             "masks": self.m[i[:, None], frames].float(),
             "mouth": self.w[i[:, None], frames].flatten(1).float(),
+        }
+
+    def sequence(
+        self, size: int, chunks: int, context_chunks: int, rng: np.random.Generator, from_start: bool = False
+    ) -> dict[str, torch.Tensor]:
+        """`chunks` consecutive chunks per sample (for rollouts) after `context_chunks` clean ones.
+
+        from_start: the run begins at the clip's first frame with no context, as a session does.
+        Per-chunk entries gain a chunk axis after the batch: x0 (B, R, C, c, h, w), mel (B, R, S, C, win,
+        mels), masks (B, R, C, K, M, M), mouth (B, R, C*F).
+        """
+        cfg, dev = self.cfg, self.device
+        c = cfg.chunk_frames
+        tc = 0 if from_start else context_chunks * c
+        n, t = self.z.shape[:2]
+        k = MAX_CHARACTERS
+        span = chunks * c
+        if tc + span > t:
+            raise ValueError(
+                f"a run of {chunks} chunks after {context_chunks} does not fit clips of {t} frames"
+            )
+        i = torch.from_numpy(rng.integers(0, n, size)).to(dev)
+        if from_start:
+            start = torch.zeros(size, dtype=torch.long, device=dev)
+        else:
+            start = torch.from_numpy(rng.integers(tc, t - span + 1, size)).to(dev)
+        frames = start[:, None] + torch.arange(span, device=dev)  # (B, R*C)
+        ctx = start[:, None] + torch.arange(-tc, 0, device=dev)
+        perm = torch.from_numpy(np.argsort(rng.random((size, k)), axis=1)).to(dev)
+        bind = F.one_hot(perm, k).float()
+        mel_idx = (
+            frames[:, :, None] * cfg.mel_per_frame + torch.arange(cfg.audio_window, device=dev)[None, None]
+        )  # (B, R*C, window)
+        mel = self.mel_padded[
+            i[:, None, None, None], perm[:, :, None, None], mel_idx[:, None]
+        ]  # (B,S,RC,w,m)
+        mel = mel.unflatten(2, (chunks, c)).transpose(1, 2)  # (B, R, S, C, win, mels)
+        return {
+            "x0": self.z[i[:, None], frames].float().unflatten(1, (chunks, c)),
+            "ref": self.z[i, 0].float(),
+            "ctx": self.z[i[:, None], ctx].float(),
+            "mel": mel.float(),
+            "bind": bind,
+            "ref_masks": self.m[i, 0].float(),
+            "masks": self.m[i[:, None], frames].float().unflatten(1, (chunks, c)),
+            "mouth": self.w[i[:, None], frames].float().unflatten(1, (chunks, c)).flatten(2),
         }

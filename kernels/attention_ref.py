@@ -74,7 +74,7 @@ def streaming_attention_sdpa(
     """SDPA with a key-padding mask; the torch path of `kernels.dispatch.streaming_attention`."""
     check_attention_args(q, k, v)
     lens = as_kv_lens(kv_lens, q.shape[0], k.shape[2], q.device)
-    gqa = q.shape[1] != k.shape[1]
+    gqa = int(q.shape[1]) != int(k.shape[1])  # plain bool also while tracing for ONNX export
     if kv_lens is None:
         return F.scaled_dot_product_attention(q, k, v, scale=scale, enable_gqa=gqa)
     return F.scaled_dot_product_attention(
@@ -92,7 +92,7 @@ def streaming_attention_loop(
     """One unmasked SDPA call per session on its valid keys (lets SDPA pick its flash kernel)."""
     check_attention_args(q, k, v)
     lens = as_kv_lens(kv_lens, q.shape[0], k.shape[2], q.device).tolist()
-    gqa = q.shape[1] != k.shape[1]
+    gqa = int(q.shape[1]) != int(k.shape[1])  # plain bool also while tracing for ONNX export
     outs = [
         F.scaled_dot_product_attention(
             q[b : b + 1], k[b : b + 1, :, :n], v[b : b + 1, :, :n], scale=scale, enable_gqa=gqa

@@ -63,9 +63,12 @@ def streaming_attention(
 
     Keys are laid out [sink | cached chunks | this chunk] and padded to Lk; every query sees every valid
     key (no mask inside the valid keys at inference). Hkv may divide H (grouped-query attention).
+    Differentiable: with gradients wanted it takes the SDPA path, whose backward training uses.
     """
     ref.check_attention_args(q, k, v)
-    if backend_for(q.device, q.shape[-1]) == "triton":
+    # the Triton kernel is forward-only: when autograd wants gradients (training), SDPA's backward runs
+    wants_grad = torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, v))
+    if not wants_grad and backend_for(q.device, q.shape[-1]) == "triton":
         from kernels.attention_triton import streaming_attention_triton
 
         return streaming_attention_triton(q, k, v, kv_lens, scale)

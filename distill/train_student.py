@@ -1,0 +1,268 @@
+"""Distil the teacher into a 1-step streaming student, trained on its own rollouts: resumable, CPU or GPU.
+
+`bya train student --method regress|teacher --minutes M [--resume]`. Each batch is a run of R
+consecutive chunks; the student generates them one after another, each chunk's context being the
+student's own earlier outputs (self-forcing, gradients stopped between chunks), exactly as a session's
+rolling cache will hold them. Two ways to get the 1-step target are measured against each other:
+
+- `regress`: the flow at t=1 alone. One Euler step from pure noise lands on noise - v, so training v at
+  t=1 makes the step predict the conditional mean of the clean chunk: direct x0 regression.
+- `teacher`: the teacher's multi-step sample from the same noise and the same (student-made) context is
+  the target (ODE-pair distillation, as in knowledge distillation / progressive distillation's limit).
+
+Router losses stay on and the student routes with its own masks, as it will at run time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from distill.latent_data import LatentPool
+from distill.shards import clip_seed
+from distill.train_teacher import LOSS_WEIGHTS, TRAIN_SEED, _save_state, router_losses, save_loss_plot
+from realtime.autoencoder import load_autoencoder
+from realtime.errors import BYAError
+from realtime.generator import Generator
+from realtime.generator_checkpoint import load_generator, save_generator
+
+METHODS = ("regress", "teacher")
+
+
+@torch.no_grad()
+def teacher_sample(teacher: Generator, noise: torch.Tensor, base_args: dict, steps: int) -> torch.Tensor:
+    """The teacher's `steps`-step Euler sample from `noise` (target space), routing with its own masks."""
+    x = noise
+    ts = torch.linspace(1.0, 0.0, steps + 1)
+    for i in range(steps):
+        t = ts[i].expand(noise.shape[0]).to(noise.device)
+        x = x + (ts[i + 1] - ts[i]).item() * teacher(x, t, **base_args).velocity
+    return x
+
+
+def rollout_losses(
+    model: Generator,
+    seq: dict[str, torch.Tensor],
+    method: str,
+    teacher: Generator | None,
+    teacher_steps: int,
+    context_noise: float,
+    rng: np.random.Generator,
+) -> list[dict[str, torch.Tensor]]:
+    """Generate the run's chunks one by one from the student's own context; backprop each chunk's loss."""
+    cfg = model.cfg
+    c, w = cfg.chunk_frames, cfg.window_chunks
+    ctx = seq["ctx"]
+    out_losses = []
+    for r in range(seq["x0"].shape[1]):
+        if context_noise > 0 and ctx.shape[1]:  # a little extra corruption: errors bigger than its own
+            sigma = torch.from_numpy(rng.uniform(0, context_noise, ctx.shape[0])).float().to(ctx.device)
+            ctx_in = ctx + sigma[:, None, None, None, None] * torch.randn_like(ctx)
+        else:
+            ctx_in = ctx
+        base = model.base(seq["ref"], ctx_in)
+        x0 = model.to_target(seq["x0"][:, r], base)
+        noise = torch.randn_like(x0)
+        args = {
+            "reference": seq["ref"],
+            "context": ctx_in,
+            "mel": seq["mel"][:, r],
+            "bind": seq["bind"],
+            "ref_masks": seq["ref_masks"],
+        }
+        t1 = torch.ones(x0.shape[0], device=x0.device)
+        out = model(noise, t1, **args)
+        pred = noise - out.velocity  # the 1-step sample in target space
+        target = x0 if method == "regress" else teacher_sample(teacher, noise, args, teacher_steps)
+        err = (pred.float() - target).pow(2)
+        tok = model.patchify(err).mean(-1)
+        mouth = seq["mouth"][:, r]
+        losses = {"flow": (tok * mouth).sum() / mouth.sum()}
+        if method == "teacher":  # how far the 1-step sample is from the data, comparable across methods
+            losses["data_err"] = (
+                model.patchify((pred.float() - x0).pow(2)).mean(-1) * mouth
+            ).sum() / mouth.sum()
+        losses.update(router_losses(out, seq["masks"][:, r], seq["ref_masks"]))
+        losses["total"] = sum(LOSS_WEIGHTS[k] * v for k, v in losses.items() if k in LOSS_WEIGHTS)
+        losses["total"].backward()
+        out_losses.append({k: v.detach() for k, v in losses.items()})
+        made = model.from_target(pred.detach(), base)  # the student's own chunk becomes context
+        ctx = torch.cat((ctx, made), 1)[:, -w * c :] if w else ctx[:, :0]
+    return out_losses
+
+
+def train(args: argparse.Namespace) -> dict:
+    if args.method not in METHODS:
+        raise BYAError(f"--method must be one of {', '.join(METHODS)}, got {args.method!r}")
+    if args.minutes <= 0 or args.batch < 1 or args.clips < 1 or args.rollout < 1:
+        raise BYAError("--minutes, --batch, --clips and --rollout must be positive")
+    torch.manual_seed(args.seed)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    init = load_generator(args.init, device)
+    cfg = init.cfg
+    ae = load_autoencoder(args.autoencoder).to(device)
+    model = Generator(cfg).to(device)
+    model.load_state_dict(init.state_dict())
+    teacher = None
+    if args.method == "teacher":
+        teacher = load_generator(args.teacher or args.init, device).eval().requires_grad_(False)
+    ema = Generator(cfg).to(device)
+    ema.load_state_dict(model.state_dict())
+    ema.requires_grad_(False)
+    # the audio path (encoder, per-block audio attention) starts from a teacher that barely uses it:
+    # it gets a larger learning rate so lip sync is learned in the time a CPU run has
+    audio_names = ("audio.", "audio_q", "audio_kv", "audio_out", "audio_norm")
+    is_audio = [any(a in n for a in audio_names) for n, _ in model.named_parameters()]
+    params = [p for _, p in model.named_parameters()]
+    groups = [
+        {"params": [p for p, a in zip(params, is_audio, strict=True) if a], "scale": args.audio_lr_scale},
+        {"params": [p for p, a in zip(params, is_audio, strict=True) if not a], "scale": 1.0},
+    ]
+    opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=0.01, betas=(0.9, 0.99))
+    step, spent, log = 0, 0.0, []
+    state_path = out / "state.pt"
+    if args.resume and state_path.is_file():
+        state = torch.load(state_path, map_location=device)
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["opt"])
+        step, spent, log = state["step"], state["seconds"], state["log"]
+        print(f"resumed at step {step} ({spent / 60:.1f} min spent)", flush=True)
+    rng = np.random.default_rng([args.seed, step])
+    pool = LatentPool(cfg, ae, args.device)
+    t0 = time.perf_counter()
+    if args.pool and Path(args.pool).is_file():
+        pool.load(args.pool)
+    else:
+        pool.fill(
+            [clip_seed(TRAIN_SEED + args.seed, i) for i in range(args.clips)], args.seconds, args.workers
+        )
+        pool.finalize()
+        if args.pool:
+            pool.save(args.pool)
+    print(f"pool: {len(pool)} clips ready in {time.perf_counter() - t0:.0f} s", flush=True)
+
+    budget = args.minutes * 60
+    start, last_save, last_print, samples = time.perf_counter(), time.perf_counter(), 0.0, 0
+    while spent + time.perf_counter() - start < budget:
+        frac = (spent + time.perf_counter() - start) / budget
+        lr = args.lr * min(1.0, (step + 1) / 50) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+        for g in opt.param_groups:
+            g["lr"] = lr * g["scale"]
+        from_start = bool(rng.random() < args.start_prob)
+        seq = pool.sequence(args.batch, args.rollout, cfg.window_chunks, rng, from_start=from_start)
+        opt.zero_grad(set_to_none=True)
+        per_chunk = rollout_losses(
+            model, seq, args.method, teacher, args.teacher_steps, args.context_noise, rng
+        )
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            decay = min(args.ema, (1 + step) / (10 + step))
+            for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
+                pe.lerp_(pm, 1 - decay)
+        step += 1
+        samples += args.batch * args.rollout
+        if step % args.log_every == 0:
+            rec = {"step": step, "lr": lr}
+            for k in per_chunk[0]:
+                rec[k] = float(np.mean([d[k].item() for d in per_chunk]))
+            rec["flow_last_chunk"] = per_chunk[-1]["flow"].item()
+            log.append(rec)
+            now = time.perf_counter() - start
+            if now - last_print > 20:
+                last_print = now
+                print(
+                    f"step {step} flow {rec['flow']:.4f} (last chunk {rec['flow_last_chunk']:.4f}) "
+                    f"mask {rec['mask']:.4f} ({(spent + now) / 60:.1f}/{args.minutes:.0f} min, "
+                    f"{samples / now:.1f} chunks/s)",
+                    flush=True,
+                )
+        if time.perf_counter() - last_save > args.save_every:
+            _save_state(state_path, model, ema, opt, step, spent + time.perf_counter() - start, log)
+            last_save = time.perf_counter()
+    wall = time.perf_counter() - start
+    spent += wall
+    _save_state(state_path, model, ema, opt, step, spent, log)
+    facts = {
+        "kind": "student",
+        "method": args.method,
+        "steps": step,
+        "batch": args.batch,
+        "rollout_chunks": args.rollout,
+        "start_prob": args.start_prob,
+        "chunks_per_second": samples / max(wall, 1e-9),
+        "train_minutes": spent / 60,
+        "pool_clips": len(pool),
+        "train_seeds": f"clip_seed({TRAIN_SEED + args.seed}, 0..{len(pool) - 1})",
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "final_losses": log[-1] if log else None,
+        "loss_weights": LOSS_WEIGHTS,
+        "init": args.init,
+        "teacher": (args.teacher or args.init) if teacher is not None else None,
+        "teacher_steps": args.teacher_steps if teacher is not None else None,
+        "context_noise": args.context_noise,
+        "audio_lr_scale": args.audio_lr_scale,
+        "lr": args.lr,
+        "sampling_steps": 1,
+    }
+    save_generator(ema.cpu(), out / "student.safetensors", extra={"training": facts})
+    (out / "train_log.json").write_text(json.dumps(log))
+    if log:
+        save_loss_plot(log, out / "loss.png")
+    print(json.dumps(facts, indent=1), flush=True)
+    return facts
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--method", default="regress", help=f"one of {', '.join(METHODS)}")
+    p.add_argument("--init", default="realtime/weights/toon-s-teacher.safetensors", help="starting weights")
+    p.add_argument("--teacher", default=None, help="teacher for --method teacher (default: --init)")
+    p.add_argument("--teacher-steps", type=int, default=4)
+    p.add_argument("--out", default="runs/student")
+    p.add_argument("--autoencoder", default="realtime/weights/ae-s.safetensors")
+    p.add_argument("--minutes", type=float, default=30.0, help="total training time, counting resumed runs")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--rollout", type=int, default=4, help="chunks generated in a row per sample")
+    p.add_argument("--start-prob", type=float, default=0.3, help="share of runs that begin a session")
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--ema", type=float, default=0.995)
+    p.add_argument("--clips", type=int, default=150)
+    p.add_argument("--seconds", type=float, default=8.0)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--pool", default=None, help="file caching the rendered pool (shared between runs)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--log-every", type=int, default=5)
+    p.add_argument("--save-every", type=float, default=120.0)
+    p.add_argument("--context-noise", type=float, default=0.1)
+    p.add_argument("--audio-lr-scale", type=float, default=5.0, help="learning-rate factor of the audio path")
+    p.add_argument("--resume", action="store_true")
+
+
+def train_command(args: argparse.Namespace) -> int:
+    train(args)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    add_arguments(p)
+    train(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
