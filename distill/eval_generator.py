@@ -22,6 +22,7 @@ from distill.mouth_reader import load_reader
 from distill.shards import ensure_writable_dir
 from realtime.autoencoder import load_autoencoder, roundtrip
 from realtime.errors import BYAError
+from realtime.default_model import default_window
 from realtime.generator_checkpoint import load_generator
 from realtime.sampler import generate, upsample_masks
 
@@ -61,9 +62,12 @@ def evaluate_checkpoint(
     steps: int,
     seeds=EVAL_SEEDS,
     characters=EVAL_CHARACTERS,
+    window: int | None = None,
 ) -> dict:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     model, ae, reader = load_generator(checkpoint), load_autoencoder(autoencoder), load_reader()
+    if window is None:  # the context window the checkpoint was made to stream with
+        window = default_window(checkpoint, model.cfg.window_chunks)
     rows, rebind, ceiling = [], [], []
     start = time.perf_counter()
     frames_made = 0
@@ -77,6 +81,7 @@ def evaluate_checkpoint(
             clip.dialogue.audio,
             steps=steps,
             seed=seed,
+            window_chunks=window,
         )
         t = len(out.frames)
         frames_made += t
@@ -105,6 +110,7 @@ def evaluate_checkpoint(
                 bind=np.array([[0.0, 1.0], [1.0, 0.0]], np.float32),
                 steps=steps,
                 seed=seed,
+                window_chunks=window,
             )
             srep = evaluate(swapped.frames, cut, reader=reader)
             rebind.append({"seed": seed, "bound": _row(rep), "swapped": _row(srep)})
@@ -113,6 +119,7 @@ def evaluate_checkpoint(
     return {
         "checkpoint": checkpoint,
         "steps": steps,
+        "window_chunks": window,
         "clip_seconds": seconds,
         "clips": rows,
         "summary": summary,
@@ -137,6 +144,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--autoencoder", default="realtime/weights/ae-s.safetensors")
     p.add_argument("--seconds", type=float, default=8.0, help="length of each held-out clip")
     p.add_argument("--steps", type=int, default=8, help="Euler steps per chunk")
+    p.add_argument("--window", type=int, default=None, help="context chunks (default: the checkpoint's)")
     p.add_argument("--clips", type=int, default=len(EVAL_SEEDS), help=f"held-out clips (1-{len(EVAL_SEEDS)})")
     p.add_argument("--out", default="out/eval-model.json")
 
@@ -157,6 +165,7 @@ def eval_model_command(args: argparse.Namespace) -> int:
         args.steps,
         EVAL_SEEDS[: args.clips],
         EVAL_CHARACTERS[: args.clips],
+        args.window,
     )
     out.write_text(json.dumps(rep, indent=1, allow_nan=True))
     out.with_suffix(".md").write_text(markdown_table(rep))

@@ -54,10 +54,10 @@ def rollout_losses(
     teacher_steps: int,
     context_noise: float,
     rng: np.random.Generator,
+    window: int,
 ) -> list[dict[str, torch.Tensor]]:
     """Generate the run's chunks one by one from the student's own context; backprop each chunk's loss."""
-    cfg = model.cfg
-    c, w = cfg.chunk_frames, cfg.window_chunks
+    c, w = model.cfg.chunk_frames, window
     ctx = seq["ctx"]
     out_losses = []
     for r in range(seq["x0"].shape[1]):
@@ -102,6 +102,8 @@ def train(args: argparse.Namespace) -> dict:
         raise BYAError(f"--method must be one of {', '.join(METHODS)}, got {args.method!r}")
     if args.minutes <= 0 or args.batch < 1 or args.clips < 1 or args.rollout < 1:
         raise BYAError("--minutes, --batch, --clips and --rollout must be positive")
+    if args.window is not None and args.window < 0:
+        raise BYAError(f"--window must be >= 0, got {args.window}")
     torch.manual_seed(args.seed)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -110,6 +112,9 @@ def train(args: argparse.Namespace) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     init = load_generator(args.init, device)
     cfg = init.cfg
+    window = cfg.window_chunks if args.window is None else args.window
+    if window > cfg.window_chunks:
+        raise BYAError(f"--window {window}: the model's positions cover at most {cfg.window_chunks} chunks")
     ae = load_autoencoder(args.autoencoder).to(device)
     model = Generator(cfg).to(device)
     model.load_state_dict(init.state_dict())
@@ -160,10 +165,10 @@ def train(args: argparse.Namespace) -> dict:
         for g in opt.param_groups:
             g["lr"] = lr * g["scale"]
         from_start = bool(rng.random() < args.start_prob)
-        seq = pool.sequence(args.batch, args.rollout, cfg.window_chunks, rng, from_start=from_start)
+        seq = pool.sequence(args.batch, args.rollout, window, rng, from_start=from_start)
         opt.zero_grad(set_to_none=True)
         per_chunk = rollout_losses(
-            model, seq, args.method, teacher, args.teacher_steps, args.context_noise, rng
+            model, seq, args.method, teacher, args.teacher_steps, args.context_noise, rng, window
         )
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -217,6 +222,7 @@ def train(args: argparse.Namespace) -> dict:
         "audio_lr_scale": args.audio_lr_scale,
         "lr": args.lr,
         "sampling_steps": 1,
+        "stream_window_chunks": window,
     }
     save_generator(ema.cpu(), out / "student.safetensors", extra={"training": facts})
     (out / "train_log.json").write_text(json.dumps(log))
@@ -236,6 +242,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--minutes", type=float, default=30.0, help="total training time, counting resumed runs")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--rollout", type=int, default=4, help="chunks generated in a row per sample")
+    p.add_argument(
+        "--window",
+        type=int,
+        default=None,
+        help="clean chunks of context the student streams with (default: the model's window; 0: the "
+        "reference alone, each chunk from the reference and its audio: nothing can compound)",
+    )
     p.add_argument("--start-prob", type=float, default=0.3, help="share of runs that begin a session")
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--ema", type=float, default=0.995)

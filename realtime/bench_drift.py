@@ -41,6 +41,7 @@ def run(model_path: str | None, minutes: float, characters: int, seed: int, thre
         clip.render.masks[0],
         steps=loaded.steps,
         seed=seed,
+        window_chunks=loaded.window,
     )
     audio = clip.dialogue.audio.astype(np.float32)
     keep_every = VIDEO_FPS  # one scored frame per second
@@ -80,6 +81,7 @@ def run(model_path: str | None, minutes: float, characters: int, seed: int, thre
     return {
         "model": str(loaded.path),
         "steps": loaded.steps,
+        "window_chunks": loaded.window,
         "machine": f"{platform.processor() or platform.machine()}, {threads} threads",
         "minutes": minutes,
         "characters": characters,

@@ -31,15 +31,19 @@ from realtime.streaming import StreamingGenerator
 BLOCK_MS = 20  # audio arrives in 20 ms blocks, as WebRTC delivers it
 
 
-def _session(model, ae, seconds: float, characters: int, steps: int, seed: int):
+def _session(model, ae, seconds: float, characters: int, steps: int, seed: int, window: int | None = None):
     clip = make_clip(seed, n_characters=characters, size=model.cfg.frame_size, seconds=seconds)
-    s = StreamingGenerator(model, ae, clip.render.frames[0], clip.render.masks[0], steps=steps, seed=seed)
+    s = StreamingGenerator(
+        model, ae, clip.render.frames[0], clip.render.masks[0], steps=steps, seed=seed, window_chunks=window
+    )
     return s, clip.dialogue.audio.astype(np.float32)
 
 
-def run_paced(model, ae, seconds: float, characters: int, steps: int, seed: int = 11) -> dict:
+def run_paced(
+    model, ae, seconds: float, characters: int, steps: int, seed: int = 11, window: int | None = None
+) -> dict:
     """Feed audio at the wall clock; measure whether frames keep up and how late each chunk is."""
-    s, audio = _session(model, ae, seconds, characters, steps, seed)
+    s, audio = _session(model, ae, seconds, characters, steps, seed, window)
     block = AUDIO_SAMPLE_RATE * BLOCK_MS // 1000
     c = model.cfg.chunk_frames
     chunk_samples = c * SAMPLES_PER_FRAME
@@ -79,9 +83,11 @@ def run_paced(model, ae, seconds: float, characters: int, steps: int, seed: int 
     }
 
 
-def run_unpaced(model, ae, seconds: float, characters: int, steps: int, seed: int = 11) -> dict:
+def run_unpaced(
+    model, ae, seconds: float, characters: int, steps: int, seed: int = 11, window: int | None = None
+) -> dict:
     """All audio at once: how fast chunks can be made back to back (throughput)."""
-    s, audio = _session(model, ae, seconds, characters, steps, seed)
+    s, audio = _session(model, ae, seconds, characters, steps, seed, window)
     start = time.perf_counter()
     chunks = s.push(audio) + s.flush()
     wall = time.perf_counter() - start
@@ -114,30 +120,30 @@ def run(args: argparse.Namespace) -> dict:
     rows = [
         {
             "model": student_path.name,
-            **run_paced(student.generator, student.autoencoder, args.seconds, 2, student.steps),
+            **run_paced(student.generator, student.autoencoder, args.seconds, 2, student.steps, window=student.window),
         }
     ]
     for n in (1, 3, 4):  # shorter runs for the other cast sizes
         rows.append(
             {
                 "model": student_path.name,
-                **run_paced(student.generator, student.autoencoder, min(args.seconds, 20), n, student.steps),
+                **run_paced(student.generator, student.autoencoder, min(args.seconds, 20), n, student.steps, window=student.window),
             }
         )
     base = {
         "model": Path(teacher.path).name,
-        **run_unpaced(teacher.generator, teacher.autoencoder, args.teacher_seconds, 2, teacher.steps),
+        **run_unpaced(teacher.generator, teacher.autoencoder, args.teacher_seconds, 2, teacher.steps, window=teacher.window),
     }
     fast = {
         "model": student_path.name,
-        **run_unpaced(student.generator, student.autoencoder, args.teacher_seconds, 2, student.steps),
+        **run_unpaced(student.generator, student.autoencoder, args.teacher_seconds, 2, student.steps, window=student.window),
     }
     # 256 px: the same architecture at 256 tokens per frame (speed only: no 256 px weights ship)
     cfg256 = student.generator.cfg.__class__(**{**student.generator.cfg.to_json(), "frame_size": 256})
     g256 = Generator(cfg256).eval()
     ae256 = FrameAutoencoder(AUTOENCODER_CONFIGS["ae-s"]).eval()
     ae256.load_state_dict(student.autoencoder.state_dict())
-    r256 = {"model": "toon-s @256 (speed only)", **run_paced(g256, ae256, min(args.seconds, 20), 2, 1)}
+    r256 = {"model": "toon-s @256 (speed only)", **run_paced(g256, ae256, min(args.seconds, 20), 2, 1, window=student.window)}
     return {
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, no GPU",
         "torch": torch.__version__,

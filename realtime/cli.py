@@ -23,6 +23,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "realtime.demo:add_demo_arguments",
         "realtime.demo:demo_command",
     ),
+    "render": (
+        "generate a scene from one audio file per character: MP4 with the mixed audio + JSON of boxes/timings",
+        "realtime.render:add_arguments",
+        "realtime.render:render_command",
+    ),
+    "serve": (
+        "serve a live room: WHIP speakers per character, WHEP viewers, re-binding, recording (127.0.0.1)",
+        "realtime.serve_command:add_arguments",
+        "realtime.serve_command:serve_command",
+    ),
     "data synth": (
         "generate world clips into dataset shards",
         "distill.synth:add_synth_arguments",
@@ -52,6 +62,26 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "time the generator's denoiser step and the decoder against the real-time budget",
         "realtime.bench_generator:add_arguments",
         "realtime.bench_generator:bench_command",
+    ),
+    "bench stream": (
+        "sustained real-time streaming with the shipped student: fps, latency, stages; teacher as baseline",
+        "realtime.bench_stream:add_arguments",
+        "realtime.bench_stream:bench_command",
+    ),
+    "bench drift": (
+        "a 10-minute stream through the rolling cache: background PSNR and colour drift per minute",
+        "realtime.bench_drift:add_arguments",
+        "realtime.bench_drift:bench_command",
+    ),
+    "bench latency": (
+        "glass-to-glass latency of bya serve over loopback (WHIP speech onset -> moving mouth over WHEP)",
+        "clients.bench_latency:add_arguments",
+        "clients.bench_latency:bench_command",
+    ),
+    "train student": (
+        "distil the teacher into the 1-step streaming student on its own rollouts; resumable",
+        "distill.train_student:add_arguments",
+        "distill.train_student:train_command",
     ),
     "bench data": (
         "measure world-generation throughput at 128 and 256 px",

@@ -7,6 +7,7 @@ stays available for offline rendering at more steps. Every command and the live 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,18 +32,24 @@ class LoadedModel:
     autoencoder: FrameAutoencoder
     steps: int
     path: Path
+    window: int  # clean chunks of context a session keeps (the checkpoint's stream_window_chunks)
+
+
+def _training_facts(path: str | Path) -> dict:
+    try:
+        return json.loads(Path(path).with_suffix(".json").read_text()).get("training", {}) or {}
+    except (OSError, ValueError):
+        return {}
 
 
 def default_steps(path: str | Path) -> int:
     """Sampling steps a checkpoint was made for (its JSON's training.sampling_steps; teachers: 8)."""
-    import json
+    return int(_training_facts(path).get("sampling_steps", TEACHER_STEPS))
 
-    meta = Path(path).with_suffix(".json")
-    try:
-        facts = json.loads(meta.read_text()).get("training", {})
-    except (OSError, ValueError):
-        return TEACHER_STEPS
-    return int(facts.get("sampling_steps", TEACHER_STEPS))
+
+def default_window(path: str | Path, model_window: int) -> int:
+    """Context chunks a checkpoint streams with (training.stream_window_chunks; else the model's window)."""
+    return int(_training_facts(path).get("stream_window_chunks", model_window))
 
 
 def load_model(
@@ -56,4 +63,4 @@ def load_model(
     ae = load_autoencoder(autoencoder if autoencoder is not None else AUTOENCODER).to(device)
     if ae.cfg.latent_channels != gen.cfg.latent_channels or ae.cfg.factor != gen.cfg.latent_factor:
         raise CheckpointError(f"{path} needs a {gen.cfg.latent_channels}-channel autoencoder")
-    return LoadedModel(gen, ae, default_steps(path), path)
+    return LoadedModel(gen, ae, default_steps(path), path, default_window(path, gen.cfg.window_chunks))

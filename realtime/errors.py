@@ -43,3 +43,23 @@ class FrameSizeError(BYAError):
 
 class ScriptError(BYAError):
     """A dialogue script was asked for with invalid parameters (a duration out of range, a bad seed)."""
+
+
+class AudioInputError(BYAError):
+    """Audio handed to the engine is not mono int16/float32 PCM at a supported rate, or its input is closed."""
+
+
+class BindingError(BYAError):
+    """A binding names an unknown input or character, reuses an input key, or exceeds the room's inputs."""
+
+
+class AudioDeviceError(BYAError):
+    """An audio input device was asked for where none exists (or PortAudio is missing)."""
+
+
+class AudioBackendError(BYAError):
+    """An audio backend (a VAD, the speaker encoder) that is unknown, misconfigured or not installed."""
+
+
+class DiarizationError(BYAError):
+    """The diarizer was configured or enrolled with invalid parameters or audio."""

@@ -41,6 +41,7 @@ def generate(
     steps: int = 8,
     seed: int = 0,
     external: np.ndarray | None = None,  # (T, N, M, M) masks from outside to route with instead
+    window_chunks: int | None = None,  # clean chunks of context (default: the model's window)
 ) -> Generated:
     """A whole clip through a StreamingGenerator session: the exact computation the live engine streams."""
     cfg = model.cfg

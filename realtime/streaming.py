@@ -235,9 +235,9 @@ class StreamingGenerator:
         t3 = time.perf_counter()
         times["decode_ms"] = 1e3 * (t3 - t2)
 
-        if self.window:
+        if self.window:  # with no window the base stays the reference, as Generator.base has it
             self.cache.append(model.encode_chunks(latents[:, None], self.sink))
-        self.last = latents[0, -1]
+            self.last = latents[0, -1]
         times["cache_ms"] = 1e3 * (time.perf_counter() - t3)
 
         masks = (route if route is not None else out.masks)[0, :, : self.characters].float().cpu().numpy()

@@ -1,0 +1,199 @@
+"""Per-stream audio ingest: validate, reorder, resample to 16 kHz, buffer against jitter, detect voice.
+
+One `StreamIngest` per incoming voice (a WebRTC track at 48 kHz, a microphone, a file). A network or
+device thread `push`es blocks of any size, optionally stamped with their position in samples (pts); the
+engine's clock `pull`s exactly n samples at 16 kHz and never blocks. Between them:
+
+    push -> reorder buffer (by pts, waits up to jitter_ms for a late block) -> PolyphaseResampler
+         -> playout FIFO (pre-buffers jitter_ms; bounded: drops the oldest on overflow) -> pull -> VAD
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from collections import deque
+
+import numpy as np
+
+from realtime.errors import AudioInputError
+from realtime.media import AUDIO_SAMPLE_RATE
+from realtime.polyphase_resampler import PolyphaseResampler
+from realtime.vad import VoiceActivity
+
+SUPPORTED_RATES = (8_000, 16_000, 24_000, 32_000, 44_100, 48_000)  # Hz; what senders and devices use
+MAX_BLOCK_MS = 1_000  # longest block one push takes; real senders send 10-60 ms, files 20-100 ms
+CAPACITY_MS = 1_000  # playout FIFO bound: more queued audio than this is latency nobody wants
+
+
+class StreamIngest:
+    """One audio stream in, 16 kHz float32 out on demand, with jitter buffer, counters and VAD."""
+
+    def __init__(
+        self,
+        in_rate: int,
+        vad: str = "webrtc",
+        jitter_ms: int = 60,
+        aggressiveness: int = 2,
+        capacity_ms: int = CAPACITY_MS,
+    ) -> None:
+        if isinstance(in_rate, bool) or in_rate not in SUPPORTED_RATES:
+            raise AudioInputError(f"input sample rate must be one of {SUPPORTED_RATES} Hz, got {in_rate!r}")
+        if not 0 <= jitter_ms <= 500:
+            raise AudioInputError(f"jitter_ms must be in [0, 500], got {jitter_ms!r}")
+        if not jitter_ms < capacity_ms <= 10_000:
+            raise AudioInputError(f"capacity_ms must be in (jitter_ms, 10000], got {capacity_ms!r}")
+        self.in_rate = in_rate
+        self.jitter_ms = jitter_ms
+        self._jitter_in = in_rate * jitter_ms // 1000  # reorder wait, input samples
+        self._prebuffer = AUDIO_SAMPLE_RATE * jitter_ms // 1000  # playout pre-buffer, 16 kHz samples
+        self._capacity = AUDIO_SAMPLE_RATE * capacity_ms // 1000
+        self._max_block = in_rate * MAX_BLOCK_MS // 1000
+        self._resampler = PolyphaseResampler(in_rate, AUDIO_SAMPLE_RATE)
+        self._vad = VoiceActivity(vad, aggressiveness)
+        self._lock = threading.Lock()  # push runs on a network/device thread, pull on the engine clock
+        self._heap: list[tuple[int, int, np.ndarray]] = []  # (pts, arrival, block): blocks not released
+        self._arrivals = 0
+        self._next_pts: int | None = None  # input position of the next sample to release
+        self._newest_end = 0  # furthest input position any block has reached
+        self._fifo: deque[np.ndarray] = deque()
+        self._queued = 0  # 16 kHz samples in the FIFO
+        self._playing = False  # False while (re-)filling the pre-buffer
+        self.vad_flags = np.zeros(0, bool)
+        self._stats = dict.fromkeys(("received", "pulled", "underruns", "dropped", "late", "gaps"), 0)
+
+    # -- input side ---------------------------------------------------------------------------------------
+    def push(self, pcm: np.ndarray, pts: int | None = None) -> None:
+        """Queue one block: mono int16 or float32 at in_rate; pts = its first sample's position, if known."""
+        block = self._validate(pcm, pts)
+        with self._lock:
+            self._stats["received"] += 1
+            if pts is None:  # no timestamps: arrival order is stream order
+                pts = self._newest_end
+            if self._next_pts is not None and pts < self._next_pts:  # (partly) behind what was released
+                cut = self._next_pts - pts
+                if cut >= len(block):
+                    self._stats["late"] += 1
+                    return
+                block, pts = block[cut:], self._next_pts
+            if any(p == pts for p, _, _ in self._heap):  # a retransmitted duplicate
+                self._stats["late"] += 1
+                return
+            heapq.heappush(self._heap, (pts, self._arrivals, block))
+            self._arrivals += 1
+            self._newest_end = max(self._newest_end, pts + len(block))
+            self._release()
+
+    def _validate(self, pcm: np.ndarray, pts: int | None) -> np.ndarray:
+        if not isinstance(pcm, np.ndarray):
+            raise AudioInputError(f"audio must be a numpy array, got {type(pcm).__name__}")
+        if pcm.ndim != 1:
+            raise AudioInputError(f"audio must be mono, shape (samples,), got shape {pcm.shape}")
+        if pcm.dtype == np.int16:
+            block = pcm.astype(np.float32) / 32768.0
+        elif pcm.dtype == np.float32:
+            if not np.isfinite(pcm).all():
+                raise AudioInputError("audio contains NaN or infinite samples")
+            block = pcm.copy()
+        else:
+            raise AudioInputError(f"audio dtype must be int16 or float32, got {pcm.dtype}")
+        if len(block) > self._max_block:
+            raise AudioInputError(
+                f"block of {len(block)} samples is longer than {MAX_BLOCK_MS} ms at {self.in_rate} Hz"
+            )
+        if pts is not None and (isinstance(pts, bool) or not isinstance(pts, int | np.integer) or pts < 0):
+            raise AudioInputError(f"pts must be a non-negative integer sample position, got {pts!r}")
+        return block
+
+    def _release(self) -> None:
+        """Move blocks from the reorder buffer into the resampler while order is certain or waited for."""
+        while self._heap:
+            pts, _, block = self._heap[0]
+            if self._next_pts is None:  # the stream's first audio: wait jitter_ms for blocks sent earlier
+                if self._newest_end - pts < self._jitter_in:
+                    return
+                self._next_pts = pts
+            expected = self._next_pts
+            if pts > expected and self._newest_end - expected < self._jitter_in:
+                return  # a hole: wait (up to jitter_ms of newer audio) for the block that fills it
+            heapq.heappop(self._heap)
+            if pts < expected:  # overlaps audio released meanwhile
+                if pts + len(block) <= expected:
+                    self._stats["late"] += 1
+                    continue
+                block, pts = block[expected - pts :], expected
+            if pts > expected:  # the hole was never filled
+                self._stats["gaps"] += 1
+                if pts - expected <= self._jitter_in:  # a lost packet: keep the timing with silence
+                    self._append(self._resampler.push(np.zeros(pts - expected, np.float32)))
+                else:  # the sender paused: resynchronise instead of queueing a long silence
+                    self._append(self._resampler.flush())
+                    self._resampler.reset()
+            self._append(self._resampler.push(block))
+            self._next_pts = pts + len(block)
+
+    def _append(self, audio: np.ndarray) -> None:
+        if len(audio):
+            self._fifo.append(audio)
+            self._queued += len(audio)
+        over = self._queued - self._capacity
+        while over > 0:  # overflow policy: drop the oldest audio, the newest is what a live scene needs
+            head = self._fifo[0]
+            if len(head) <= over:
+                self._fifo.popleft()
+                cut = len(head)
+            else:
+                self._fifo[0] = head[over:]
+                cut = over
+            self._queued -= cut
+            self._stats["dropped"] += cut
+            over -= cut
+
+    # -- output side --------------------------------------------------------------------------------------
+    def pull(self, n: int) -> np.ndarray:
+        """Exactly n float32 samples at 16 kHz, never blocking: silence while pre-buffering or on underrun."""
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
+            raise AudioInputError(f"pull needs a non-negative integer sample count, got {n!r}")
+        out = np.zeros(n, np.float32)
+        with self._lock:
+            if not self._playing and self._queued >= max(self._prebuffer, 1):
+                self._playing = True
+            if self._playing:
+                got = self._take(out)
+                if got < n:  # ran dry: count it and pre-buffer again before playing on
+                    self._stats["underruns"] += 1
+                    self._playing = False
+            self._stats["pulled"] += n
+            self.vad_flags = self._vad.process(out)
+        return out
+
+    def _take(self, out: np.ndarray) -> int:
+        got = 0
+        while got < len(out) and self._fifo:
+            head = self._fifo[0]
+            k = min(len(head), len(out) - got)
+            out[got : got + k] = head[:k]
+            if k == len(head):
+                self._fifo.popleft()
+            else:
+                self._fifo[0] = head[k:]
+            got += k
+        self._queued -= got
+        return got
+
+    @property
+    def speaking(self) -> bool:
+        """VAD state of the pulled audio, held for a short hangover after the last speech frame."""
+        return self._vad.speaking
+
+    @property
+    def buffered_ms(self) -> float:
+        """Audio waiting in the playout FIFO (ms at 16 kHz)."""
+        return 1000.0 * self._queued / AUDIO_SAMPLE_RATE
+
+    def stats(self) -> dict[str, int | float]:
+        """Counters: received (blocks pushed), pulled (samples at 16 kHz), underruns (pulls that ran dry),
+        dropped (16 kHz samples dropped on overflow), late (blocks discarded as late or duplicate),
+        gaps (holes in pts that were never filled), buffered_ms (now in the FIFO)."""
+        with self._lock:
+            return {**self._stats, "buffered_ms": self.buffered_ms}

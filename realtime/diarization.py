@@ -1,0 +1,210 @@
+"""Mixed-stream diarization: one stream with several voices -> who speaks when -> each voice to its character.
+
+A room microphone or a podcast mix carries several speakers. Every hop_ms a window_ms window of the
+stream is embedded (`realtime.speaker_encoder`, GE2E) and scored against one centroid per speaker, learnt
+from a few seconds of each character's voice ("enroll") or clustered on the fly ("online", up to 4). Each
+40 ms frame is decided lookahead_ms after it ends, from every window that covers it and has ended by
+then; VAD gates silence. With enrollment, per-speaker spectral dictionaries (`realtime.voice_dictionary`)
+also bind a second speaker when they carry enough of a frame's energy (overlapped speech).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from realtime.diarization_stream import DiarizationStream, SpeakerModel
+from realtime.errors import DiarizationError
+from realtime.media import AUDIO_SAMPLE_RATE, MAX_CHARACTERS, SAMPLES_PER_FRAME
+from realtime.speaker_encoder import HOP, N_FFT, SpeakerEncoder, level_gain, mel_frames
+from realtime.stream_stft import StreamingSTFT
+from realtime.vad import FRAME_SAMPLES, VoiceActivity
+from realtime.voice_dictionary import learn_dictionary
+
+MODES = ("enroll", "online")
+MIN_ENROLL_SPEECH_S = 2.0  # less than this gives a centroid that wanders with the phonemes said
+ENROLL_HOP_MS = 100  # enrollment windows overlap less: they only need to cover the audio
+RAMP_MS = 5  # split(): a track fades in and out over 5 ms at each decision edge, so routing never clicks
+
+
+@dataclass(frozen=True)
+class DiarizerConfig:
+    """How the diarizer trades accuracy, latency and CPU (defaults measured by realtime.bench_diarization)."""
+
+    mode: str = "enroll"  # "enroll": centroids from each character's voice; "online": clusters as it goes
+    window_ms: int = 1000  # embedding window: 0.4 s is noisy, 1.6 s blurs turn changes (0.8-1.2 s best)
+    hop_ms: int = 40  # one window per video frame; 80 halves the CPU for ~1 point of accuracy
+    lookahead_ms: int = 500  # a frame is decided this long after it ends: the diarizer's added latency
+    max_speakers: int = MAX_CHARACTERS  # online mode opens at most this many clusters
+    overlap: bool = True  # enroll mode: bind a second speaker in overlapped speech (spectral dictionaries)
+    overlap_threshold: float = 0.375  # share of a frame's energy that makes the second speaker audible
+    overlap_smooth_frames: int = 7  # frames (centred) the energy shares are averaged over: 280 ms
+    vad: str = "webrtc"  # backend of realtime.vad that gates silence
+    vad_spread_frames: int = 2  # a frame is speech if VAD heard speech within this many frames of it
+    join_similarity: float = 0.75  # online: a window this close to a centroid belongs to that speaker
+    new_speaker_windows: int = 10  # online: this many consecutive far windows (400 ms) open a speaker
+    min_window_ms: int = 200  # windows are shorter than window_ms only at the stream start; never this short
+
+    def check(self) -> DiarizerConfig:
+        """Return self if every field is usable, else raise DiarizationError naming the field."""
+        if self.mode not in MODES:
+            raise DiarizationError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if not (400 <= self.window_ms <= 3000 and self.window_ms % 10 == 0):
+            raise DiarizationError(f"window_ms must be a multiple of 10 in [400, 3000], got {self.window_ms!r}")
+        if not (10 <= self.hop_ms <= self.window_ms and self.hop_ms % 10 == 0):
+            raise DiarizationError(f"hop_ms must be a multiple of 10 in [10, window_ms], got {self.hop_ms!r}")
+        need = 40 * max(self.vad_spread_frames, self.overlap_smooth_frames // 2 + 1, 1)
+        if not need <= self.lookahead_ms <= 5000:
+            raise DiarizationError(f"lookahead_ms must be in [{need}, 5000], got {self.lookahead_ms!r}")
+        if not 1 <= self.max_speakers <= MAX_CHARACTERS:
+            raise DiarizationError(f"max_speakers must be in [1, {MAX_CHARACTERS}], got {self.max_speakers!r}")
+        if not 0.0 < self.overlap_threshold < 1.0:
+            raise DiarizationError(f"overlap_threshold must be in (0, 1), got {self.overlap_threshold!r}")
+        return self
+
+
+Decision = tuple[int, int, int | None]  # (start_sample, end_sample, character or None for silence)
+
+
+def check_audio(audio: np.ndarray, what: str) -> np.ndarray:
+    """A 1-D finite float32 array at 16 kHz, or DiarizationError."""
+    audio = np.asarray(audio)
+    if audio.ndim != 1 or audio.dtype.kind != "f":
+        raise DiarizationError(f"{what} must be 1-D float audio at 16 kHz, got {audio.dtype} {audio.shape}")
+    if not np.isfinite(audio).all():
+        raise DiarizationError(f"{what} contains NaN or infinite samples")
+    return audio.astype(np.float32, copy=False)
+
+
+class Diarizer:
+    """Streaming who-speaks-when for one mixed stream; characters from enrollment or online clusters."""
+
+    def __init__(self, mode: str = "enroll", window_ms: int = 1000, hop_ms: int = 40, **options) -> None:
+        try:
+            self.config = DiarizerConfig(mode=mode, window_ms=window_ms, hop_ms=hop_ms, **options).check()
+        except TypeError as e:
+            raise DiarizationError(f"unknown Diarizer option: {e}") from e
+        self.encoder = SpeakerEncoder()
+        self._centroids: dict[int, np.ndarray] = {}  # character -> unit 256-d centroid (enroll mode)
+        self._dictionaries: dict[int, np.ndarray] = {}  # character -> (F, atoms) voice spectra
+        self._stream = self._new_stream()
+
+    @property
+    def latency_ms(self) -> int:
+        """How long after a 40 ms frame ends its decision comes out."""
+        return self.config.lookahead_ms
+
+    @property
+    def characters(self) -> tuple[int, ...]:
+        """Enrolled characters (enroll mode) or speakers found so far (online mode), in index order."""
+        if self.config.mode == "enroll":
+            return tuple(sorted(self._centroids))
+        return tuple(range(len(self._stream.model.centroids)))
+
+    def _new_stream(self) -> DiarizationStream:
+        cfg = self.config
+        if cfg.mode == "enroll":
+            chars = sorted(self._centroids)
+            model = SpeakerModel(
+                [self._centroids[c] for c in chars], chars, online=False, config=cfg, dictionaries=None
+            )
+            if cfg.overlap and len(chars) > 1:
+                model.dictionaries = [self._dictionaries[c] for c in chars]
+        else:
+            model = SpeakerModel([], [], online=True, config=cfg, dictionaries=None)
+        return DiarizationStream(cfg, model, self.encoder)
+
+    def reset(self) -> None:
+        """Start a new stream (enrollment is kept; online clusters are forgotten)."""
+        self._stream = self._new_stream()
+
+    # -- enrollment ---------------------------------------------------------------------------------------
+    def enroll(self, character: int, audio16k: np.ndarray) -> None:
+        """Learn a character's voice from a few seconds of it alone; restarts the stream."""
+        if self.config.mode != "enroll":
+            raise DiarizationError("enroll() needs mode='enroll'; online mode finds speakers by itself")
+        if isinstance(character, bool) or not isinstance(character, int | np.integer):
+            raise DiarizationError(f"character must be an integer index, got {character!r}")
+        if not 0 <= character < MAX_CHARACTERS:
+            raise DiarizationError(f"character must be in [0, {MAX_CHARACTERS}), got {character}")
+        audio = check_audio(audio16k, "enrollment audio")
+        vad = VoiceActivity(self.config.vad).process(audio)
+        speech_s = vad.sum() * FRAME_SAMPLES / AUDIO_SAMPLE_RATE
+        if speech_s < MIN_ENROLL_SPEECH_S:
+            raise DiarizationError(
+                f"enrollment of character {character} needs >= {MIN_ENROLL_SPEECH_S:g} s of speech, got {speech_s:.1f} s"
+            )
+        self._centroids[int(character)] = self._centroid(audio, vad)
+        if self.config.overlap:
+            self._dictionaries[int(character)] = learn_dictionary(audio)
+        self.reset()
+
+    def _centroid(self, audio: np.ndarray, vad20: np.ndarray) -> np.ndarray:
+        mel = mel_frames(StreamingSTFT(N_FFT, HOP).push(audio))  # (T, N_MELS)
+        wf, hf = self.config.window_ms // 10, ENROLL_HOP_MS // 10
+        starts = range(0, max(1, len(mel) - wf + 1), hf)
+        windows = []
+        for s in starts:
+            speech = vad20[s // 2 : (s + wf) // 2]
+            if len(speech) and speech.mean() >= 0.5:  # windows that are mostly pause say little
+                seg = audio[s * HOP : (s + wf - 1) * HOP + N_FFT]
+                windows.append(mel[s : s + wf] * level_gain(seg))
+        if not windows:
+            raise DiarizationError("enrollment audio has no window that is mostly speech")
+        lengths = {len(w) for w in windows}
+        emb = np.concatenate([self.encoder.embed(np.stack([w for w in windows if len(w) == n])) for n in lengths])
+        centroid = emb.mean(0)
+        return (centroid / max(float(np.linalg.norm(centroid)), 1e-9)).astype(np.float32)
+
+    # -- streaming ----------------------------------------------------------------------------------------
+    def push(self, audio16k: np.ndarray) -> list[Decision]:
+        """Feed mixed audio at 16 kHz; return decisions for every frame now lookahead_ms old.
+
+        Each decision is (start_sample, end_sample, character) in stream samples, runs of 40 ms frames;
+        None marks silence. In overlapped speech the same span appears once per bound character.
+        """
+        if self.config.mode == "enroll" and not self._centroids:
+            raise DiarizationError("enroll at least one character before pushing audio")
+        return self._stream.push(check_audio(audio16k, "audio"))
+
+    def flush(self) -> list[Decision]:
+        """End of stream: decide the frames still waiting for lookahead; the next push starts a new stream."""
+        out = self._stream.flush()
+        self.reset()
+        return out
+
+    def split(self, audio16k: np.ndarray) -> np.ndarray:
+        """(K, samples) float32: each character's own track of a whole mix, silence where they do not speak.
+
+        Runs a fresh stream (enrollment kept; the live stream is untouched). K = highest enrolled character
+        + 1 in enroll mode, max_speakers in online mode.
+        """
+        audio = check_audio(audio16k, "audio")
+        if self.config.mode == "enroll" and not self._centroids:
+            raise DiarizationError("enroll at least one character before split()")
+        stream = self._new_stream()
+        decisions = stream.push(audio) + stream.flush()
+        k = max(self._centroids) + 1 if self.config.mode == "enroll" else self.config.max_speakers
+        return route(audio, decisions, k)
+
+
+def decision_masks(decisions: list[Decision], k: int, n_frames: int) -> np.ndarray:
+    """(K, n_frames) bool per 40 ms frame from decisions (what the bench scores and split routes)."""
+    masks = np.zeros((k, n_frames), bool)
+    for start, end, character in decisions:
+        if character is not None and character < k:
+            masks[character, start // SAMPLES_PER_FRAME : -(-end // SAMPLES_PER_FRAME)] = True
+    return masks
+
+
+def route(audio: np.ndarray, decisions: list[Decision], k: int) -> np.ndarray:
+    """(K, samples): the mix gated per character by the decisions, with RAMP_MS fades at every edge."""
+    n_frames = -(-len(audio) // SAMPLES_PER_FRAME)
+    masks = decision_masks(decisions, k, n_frames)
+    gains = np.repeat(masks.astype(np.float32), SAMPLES_PER_FRAME, axis=1)[:, : len(audio)]
+    ramp = max(1, AUDIO_SAMPLE_RATE * RAMP_MS // 1000)
+    kernel = np.ones(ramp, np.float32) / ramp
+    gains = np.stack([np.convolve(g, kernel, mode="same") for g in gains])  # linear fades, no clicks
+    return (gains * audio[None]).astype(np.float32)
+

@@ -1,0 +1,353 @@
+"""The live engine: a Room generates one scene in real time from its audio inputs, for its subscribers.
+
+One media clock (time.monotonic) drives everything. Every 20 ms the room pulls what each input
+delivered, mixes it per character through the binding table and hands it to ONE worker thread that
+runs the chunk scheduler (model work never touches the event loop). Output frame f and the output audio
+at media time t leave at start + latency + f x 40 ms and start + latency + t: the audio is delayed by
+exactly the pipeline latency measured at start, so it meets its frames. A chunk that would miss its
+deadline gets fewer steps, then is skipped (its frames repeat the last one); the audio never waits.
+realtime.render.render_audio runs the same pipeline without the clock (`bya render`). See docs/engine.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections import Counter, deque
+
+import numpy as np
+
+from realtime.audio_input import AudioInput
+from realtime.compositor import composite
+from realtime.default_model import LoadedModel
+from realtime.errors import BindingError, BYAError, SceneError
+from realtime.media import AUDIO_SAMPLE_RATE, FRAME_MS, WEBRTC_AUDIO_RATE
+from realtime.polyphase_resampler import PolyphaseResampler
+from realtime.scene import Scene
+from realtime.scheduler import STAGES, ChunkOut, ChunkScheduler, CostModel
+from realtime.subscription import (
+    AUDIO_FRAME_MS,
+    AUDIO_FRAME_SAMPLES,
+    AUDIO_FRAMES_PER_VIDEO_FRAME,
+    AudioFrameOut,
+    Subscription,
+    VideoFrameOut,
+)
+
+__all__ = ["AudioFrameOut", "AudioInput", "Room", "Subscription", "VideoFrameOut"]
+
+log = logging.getLogger(__name__)
+
+WARM_CHUNKS = 4  # chunks generated before the clock starts; the first (torch's lazy set-up) is not measured
+COST_HEADROOM = 1.25  # latency budget = 1.25 x the measured chunk cost + SAFETY_MS: absorbs jitter
+SAFETY_MS = 10.0  # worker wake-up and result hand-over
+SUSTAINABLE = 0.9  # a step count is sustainable when its chunk costs under 90% of the chunk's duration
+HISTORY = 250  # chunks of timings kept for stats (20 s)
+
+
+class Room:
+    """One scene generated live from up to max_inputs audio inputs, bound to its characters."""
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        scene: Scene,
+        *,
+        steps: int | None = None,  # sampling steps per chunk (default: the checkpoint's)
+        seed: int = 0,
+        max_inputs: int = 8,
+        latency_ms: float | None = None,  # fixed output delay; None: measured while starting
+    ) -> None:
+        size = loaded.generator.cfg.frame_size
+        if scene.size != size:
+            raise SceneError(f"scene reference is {scene.size} px, the model generates {size} px frames")
+        self.steps = loaded.steps if steps is None else steps
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or not 1 <= self.steps <= 100:
+            raise BYAError(f"steps must be an integer in [1, 100], got {self.steps!r}")
+        if not 1 <= max_inputs <= 64:
+            raise BYAError(f"max_inputs must be in [1, 64], got {max_inputs}")
+        self.loaded, self.scene, self.seed, self.max_inputs = loaded, scene, seed, max_inputs
+        self.requested_latency_ms = latency_ms
+        self._inputs: dict[str, AudioInput] = {}
+        self._subscribers: set[Subscription] = set()
+        self._task: asyncio.Task | None = None
+        self._feed: queue.SimpleQueue = queue.SimpleQueue()  # per-character audio for the worker; None stops
+        self._results: deque[ChunkOut] = deque()  # appended by the worker, drained by the clock
+        self._worker: threading.Thread | None = None
+        self._failure: BaseException | None = None
+        self._state = "new"
+        self._clock = time.monotonic
+        self._t0 = self._delay = 0.0
+        self._pulled = 0  # 16 kHz input samples pulled since the start
+        self._out = np.zeros(0, np.float32)  # 48 kHz output mix not yet sent; first sample = _out_base
+        self._out_base = 0
+        self._upsample = PolyphaseResampler(AUDIO_SAMPLE_RATE, WEBRTC_AUDIO_RATE)
+        self._ready: dict[int, np.ndarray] = {}  # frame index -> image, generated and not yet due
+        self._last_image = composite(scene.background, scene.reference, scene.region)  # until frame 0
+        self._last_fresh = -1
+        self._levels = np.zeros(scene.n_characters)  # RMS of each character's newest audio
+        self._counts: Counter = Counter()
+        self._steps_used: Counter = Counter()
+        self._timings: deque[dict[str, float]] = deque(maxlen=HISTORY)
+        self._slack_ms: deque[float] = deque(maxlen=HISTORY)
+        self._lag_ms: deque[float] = deque(maxlen=HISTORY)  # video content behind its audio, per frame
+
+    # -- the binding table --------------------------------------------------------------------------
+    @property
+    def characters(self) -> list[str]:
+        return list(self.scene.names)
+
+    def _check_character(self, character: int | None) -> int | None:
+        n = self.scene.n_characters
+        ok = character is None or (
+            isinstance(character, int | np.integer) and not isinstance(character, bool) and 0 <= character < n
+        )
+        if not ok:
+            raise BindingError(f"character {character!r}: expected an integer in [0, {n}) or None")
+        return None if character is None else int(character)
+
+    def open_input(self, key: str, character: int | None = None) -> AudioInput:
+        """A new audio input bound to `character` (default: the lowest one no open input drives, else none)."""
+        if not isinstance(key, str) or not 0 < len(key) <= 128:
+            raise BindingError(f"input key must be a non-empty string of at most 128 characters, got {key!r}")
+        if key in self._inputs:
+            raise BindingError(f"input {key!r} is already open")
+        if len(self._inputs) >= self.max_inputs:
+            raise BindingError(f"the room has {self.max_inputs} inputs open, its maximum")
+        if character is None:
+            taken = {i.character for i in self._inputs.values()}
+            character = next((k for k in range(self.scene.n_characters) if k not in taken), None)
+        audio_input = AudioInput(key, self._check_character(character), self._close_input)
+        self._inputs[key] = audio_input
+        return audio_input
+
+    def _close_input(self, key: str) -> None:
+        self._inputs.pop(key, None)
+
+    def bind(self, key: str, character: int | None) -> None:
+        """Re-bind an open input to another character (None: heard in the mix, drives no one)."""
+        if key not in self._inputs:
+            raise BindingError(
+                f"no open input {key!r} (open: {', '.join(map(repr, self._inputs)) or 'none'})"
+            )
+        self._inputs[key].character = self._check_character(character)
+
+    def binding(self) -> dict[str, int | None]:
+        return {key: i.character for key, i in self._inputs.items()}
+
+    def subscribe(self, max_frames: int = 8) -> Subscription:
+        if not 1 <= max_frames <= 10_000:
+            raise BYAError(f"max_frames must be in [1, 10000], got {max_frames}")
+        sub = Subscription(max_frames, self._subscribers.discard)
+        if self._state == "stopped":
+            sub._end()
+        else:
+            self._subscribers.add(sub)
+        return sub
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Measure the pipeline, then start the clock, the worker thread and the output loop."""
+        if self._state != "new":
+            raise RuntimeError(f"a room starts once; this one is {self._state}")
+        self._state = "starting"
+        cost, wait_s, scheduler = await asyncio.to_thread(self._warm_up)
+        if self._state != "starting":  # stopped while warming up
+            return
+        sustainable = next(
+            (s for s in range(self.steps, 0, -1) if cost.estimate(s) <= SUSTAINABLE * 2 * FRAME_MS), 1
+        )
+        floor_s = wait_s + AUDIO_FRAME_MS / 1000  # audio reaches the worker on the next 20 ms tick
+        measured = floor_s + (COST_HEADROOM * cost.estimate(sustainable) + SAFETY_MS) / 1000
+        if self.requested_latency_ms is None:
+            self._delay = measured
+        elif floor_s * 1000 <= self.requested_latency_ms <= 10_000:
+            self._delay = self.requested_latency_ms / 1000
+        else:
+            self._state = "new"
+            raise BYAError(
+                f"latency_ms must be in [{floor_s * 1000:.0f}, 10000] for this model, got {self.requested_latency_ms}"
+            )
+        self._t0 = self._clock()
+        self._worker = threading.Thread(
+            target=self._work, args=(scheduler,), name="bya-room-worker", daemon=True
+        )
+        self._worker.start()
+        self._state = "running"
+        self._task = asyncio.create_task(self._run(), name="bya-room-clock")
+        log.info(
+            "room started: latency %.0f ms (%d-step chunk %.1f ms)",
+            1e3 * self._delay,
+            sustainable,
+            cost.estimate(sustainable),
+        )
+
+    async def stop(self) -> None:
+        """Stop the clock and the worker; subscribers drain what they have, then get None."""
+        if self._state in ("new", "stopped"):
+            self._state = "stopped"
+            return
+        self._state = "stopped"
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self._feed.put(None)
+        if self._worker is not None:
+            await asyncio.to_thread(self._worker.join, 30.0)
+        for sub in list(self._subscribers):
+            sub._end()
+        self._subscribers.clear()
+
+    def _warm_up(self) -> tuple[CostModel, float, ChunkScheduler]:
+        """Time a few chunks of a throwaway session; build the live one (its reference encoded) off the loop."""
+        probe = ChunkScheduler(self.loaded, self.scene, self.steps, self.seed)
+        silence = np.zeros((self.scene.n_characters, probe.session.samples_needed(WARM_CHUNKS)), np.float32)
+        probe.feed(silence[:, : probe.session.samples_needed(0)])
+        probe.cost = CostModel()  # the first chunk paid torch's lazy set-up: measure from the second on
+        probe.feed(silence[:, probe.session.samples_needed(0) :])
+        live = ChunkScheduler(
+            self.loaded, self.scene, self.steps, self.seed, self._deadline, probe.cost, self._clock
+        )
+        return probe.cost, probe.first_chunk_wait_s(), live
+
+    def _deadline(self, index: int) -> float:
+        return self._t0 + self._delay + index * 2 * FRAME_MS / 1000
+
+    # -- the worker thread ------------------------------------------------------------------------------
+    def _work(self, scheduler: ChunkScheduler) -> None:
+        while (block := self._feed.get()) is not None:
+            blocks = [block]
+            while True:  # take everything that queued up while the last chunk ran: skips decide faster
+                try:
+                    nxt = self._feed.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    return
+                blocks.append(nxt)
+            try:
+                self._results.extend(scheduler.feed(np.concatenate(blocks, 1)))
+            except Exception as exc:  # reported in stats; the clock goes on repeating the last frame
+                log.exception("the room's generator failed")
+                self._failure = exc
+                return
+
+    # -- the clock (event loop) ---------------------------------------------------------------------------
+    async def _run(self) -> None:
+        tick = 0  # next 20 ms output audio frame
+        tick_s = AUDIO_FRAME_MS / 1000
+        while True:
+            wait = self._t0 + self._delay + tick * tick_s - self._clock()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            now = self._clock()
+            self._pull(now)
+            self._collect()
+            while self._t0 + self._delay + tick * tick_s <= now:
+                if tick % AUDIO_FRAMES_PER_VIDEO_FRAME == 0:
+                    self._emit_video(tick // AUDIO_FRAMES_PER_VIDEO_FRAME)
+                self._emit_audio(tick)
+                tick += 1
+
+    def _pull(self, now: float) -> None:
+        """Inputs -> per-character audio for the worker, and the mix for the output."""
+        n = int((now - self._t0) * AUDIO_SAMPLE_RATE) - self._pulled
+        if n <= 0:
+            return
+        self._pulled += n
+        per_character = np.zeros((self.scene.n_characters, n), np.float32)
+        mix = np.zeros(n, np.float32)
+        for audio_input in list(self._inputs.values()):
+            x = audio_input.pull(n)
+            mix += x
+            if audio_input.character is not None:
+                per_character[audio_input.character] += x
+        self._feed.put(per_character)
+        self._out = np.concatenate((self._out, self._upsample.push(np.clip(mix, -1.0, 1.0))))
+
+    def _collect(self) -> None:
+        while self._results:
+            chunk = self._results.popleft()
+            self._levels = chunk.levels
+            if chunk.skipped:
+                self._counts["skipped_chunks"] += 1
+                continue
+            self._counts["chunks"] += 1
+            self._steps_used[chunk.steps] += 1
+            slack = 1e3 * (self._deadline(chunk.index) - chunk.done_at)
+            self._counts["late_chunks"] += slack < 0
+            self._slack_ms.append(slack)
+            self._timings.append(chunk.timings_ms)
+            for i, image in enumerate(chunk.images):
+                self._ready[chunk.first_frame + i] = image
+
+    def _emit_video(self, frame: int) -> None:
+        for stale in [k for k in self._ready if k < frame]:
+            del self._ready[stale]
+        image = self._ready.pop(frame, None)
+        if image is None:
+            self._counts["repeated_frames"] += 1
+        else:
+            self._last_image, self._last_fresh = image, frame
+        self._counts["frames"] += 1
+        self._lag_ms.append(FRAME_MS * (frame - self._last_fresh) if self._last_fresh >= 0 else float("nan"))
+        out = VideoFrameOut(self._last_image, frame)
+        for sub in self._subscribers:
+            sub._put(out)
+
+    def _emit_audio(self, tick: int) -> None:
+        start = tick * AUDIO_FRAME_SAMPLES - self._out_base
+        pcm = self._out[start : start + AUDIO_FRAME_SAMPLES]
+        if len(pcm) < AUDIO_FRAME_SAMPLES:  # cannot happen while latency > one tick; never wait for it
+            self._counts["audio_underruns"] += 1
+            pcm = np.pad(pcm, (0, AUDIO_FRAME_SAMPLES - len(pcm)))
+        self._out, self._out_base = self._out[start + AUDIO_FRAME_SAMPLES :], (tick + 1) * AUDIO_FRAME_SAMPLES
+        self._counts["audio_frames"] += 1
+        out = AudioFrameOut(np.round(pcm * 32767.0).astype(np.int16), tick * AUDIO_FRAME_SAMPLES)
+        for sub in self._subscribers:
+            sub._put(out)
+
+    # -- stats --------------------------------------------------------------------------------------
+    def stats(self) -> dict:
+        """Counters and recent timings (JSON-able); see docs/engine.md for each field."""
+        c = self._counts
+        timings = {k: _mean([t[k] for t in self._timings if k in t]) for k in (*STAGES, "total_ms")}
+        timings["total_p95_ms"] = _percentile([t["total_ms"] for t in self._timings], 95)
+        lag = [v for v in self._lag_ms if v == v]
+        return {
+            "state": self._state,
+            "error": repr(self._failure) if self._failure else None,
+            "characters": self.characters,
+            "levels": [round(float(v), 4) for v in self._levels],
+            "inputs": {key: i.stats() for key, i in self._inputs.items()},
+            "subscribers": len(self._subscribers),
+            "latency_ms": round(1e3 * self._delay, 1),
+            "steps": self.steps,
+            "steps_used": {str(k): v for k, v in sorted(self._steps_used.items())},
+            "chunks": c["chunks"],
+            "late_chunks": c["late_chunks"],
+            "skipped_chunks": c["skipped_chunks"],
+            "frames": c["frames"],
+            "repeated_frames": c["repeated_frames"],
+            "audio_frames": c["audio_frames"],
+            "audio_underruns": c["audio_underruns"],
+            "timings_ms": timings,
+            "slack_ms": {"mean": _mean(self._slack_ms), "min": min(self._slack_ms, default=None)},
+            # Audio and video of equal pts leave on the same tick: the offset is how far the video's
+            # content is behind (0 for fresh frames, 40 ms per repeated frame), over the last HISTORY frames.
+            "av_offset_ms": {"mean": _mean(lag), "max": max(lag, default=None)},
+            "dropped_video": sum(s.dropped_video for s in self._subscribers),
+            "dropped_audio": sum(s.dropped_audio for s in self._subscribers),
+        }
+
+
+def _mean(values) -> float | None:
+    values = list(values)
+    return round(float(np.mean(values)), 2) if values else None
+
+
+def _percentile(values, q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 2) if values else None

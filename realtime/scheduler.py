@@ -1,0 +1,181 @@
+"""The chunk scheduler: per-character audio in, composited frames out, every chunk on time or skipped.
+
+It sits between a room's audio (one 16 kHz track per character, on the media clock) and one
+StreamingGenerator session. Each chunk has a deadline; a cost model learnt from the session's own
+timings picks the most sampling steps that still meet it. When not even one step would, the chunk is
+skipped (the room repeats the last frame) and its audio is cut from the session's feed, so the session
+catches up instead of falling behind for good. Without deadlines (file mode) every chunk gets full steps.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from realtime.compositor import composite, mask_boxes
+from realtime.default_model import LoadedModel
+from realtime.media import AUDIO_SAMPLE_RATE, SAMPLES_PER_FRAME
+from realtime.scene import Scene
+from realtime.streaming import StreamingGenerator
+
+STAGES = ("features_ms", "denoise_ms", "decode_ms", "cache_ms", "composite_ms")
+MAX_SKIPS = 3  # after 3 skipped chunks in a row one runs at 1 step anyway: the picture never freezes, and
+# the cost model re-measures (a machine that was slow for a moment would otherwise look slow forever)
+
+
+@dataclass
+class ChunkOut:
+    """One chunk on the room's media clock: its composited frames, or nothing when it was skipped."""
+
+    index: int  # chunk number since the room started (skipped chunks count)
+    first_frame: int  # index of its first frame on the media clock
+    images: list[np.ndarray]  # C composited (H, W, 3) uint8 frames; empty when skipped
+    boxes: np.ndarray  # (C, N, 4) float32 canvas-pixel boxes of the refined router masks, NaN when empty
+    steps: int  # sampling steps used; 0 when skipped
+    levels: np.ndarray  # (N,) RMS of each character's audio that completed this chunk: who is speaking
+    timings_ms: dict[str, float] = field(default_factory=dict)  # STAGES + total_ms
+    done_at: float = 0.0  # the scheduler's clock when the chunk was finished (or skipped)
+
+    @property
+    def skipped(self) -> bool:
+        return self.steps == 0
+
+
+class CostModel:
+    """Chunk cost = fixed + steps x per_step + spread (ms): moving averages of measured timings, plus the
+    mean deviation of the measured totals from the estimate, so a jittery machine plans with a margin."""
+
+    ALPHA = 0.25  # weight of the newest chunk: follows a slowdown within ~4 chunks (320 ms)
+
+    def __init__(self) -> None:
+        self.fixed_ms = self.per_step_ms = self.spread_ms = 0.0
+        self.measured = 0  # chunks seen; the first one sets the averages outright
+
+    def update(self, timings_ms: dict[str, float], steps: int) -> None:
+        a = self.ALPHA if self.measured else 1.0
+        self.measured += 1
+        miss = abs(timings_ms["total_ms"] - self.fixed_ms - steps * self.per_step_ms)
+        fixed = timings_ms["total_ms"] - timings_ms["denoise_ms"]
+        self.fixed_ms += a * (fixed - self.fixed_ms)
+        self.per_step_ms += a * (timings_ms["denoise_ms"] / steps - self.per_step_ms)
+        self.spread_ms += a * (miss - self.spread_ms)
+
+    def estimate(self, steps: int) -> float:
+        return self.fixed_ms + steps * self.per_step_ms + self.spread_ms
+
+
+class ChunkScheduler:
+    """One generator session fed per-character audio; returns chunks as their audio completes."""
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        scene: Scene,
+        steps: int,
+        seed: int = 0,
+        deadline: Callable[[int], float] | None = None,  # chunk index -> clock time its first frame is due
+        cost: CostModel | None = None,  # starting estimates (the room measures them while warming up)
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        cfg = loaded.generator.cfg
+        self.scene, self.steps, self.deadline, self.clock = scene, steps, deadline, clock
+        self.session = StreamingGenerator(
+            loaded.generator,
+            loaded.autoencoder,
+            scene.reference,
+            scene.masks,
+            steps=steps,
+            seed=seed,
+            window_chunks=loaded.window,
+        )
+        self.cost = cost if cost is not None else CostModel()
+        self.chunk_frames = cfg.chunk_frames
+        self.chunk_samples = cfg.chunk_frames * SAMPLES_PER_FRAME
+        self.pending = np.zeros((scene.n_characters, 0), np.float32)  # fed, not yet given to the session
+        self.drop = 0  # samples of skipped chunks still to cut from what arrives next
+        self.skipped = 0  # chunks skipped so far: room chunk = session chunk + skipped
+        self.skips_in_a_row = 0
+
+    @property
+    def next_index(self) -> int:
+        """The room chunk the scheduler will produce next."""
+        return self.session.chunk_index + self.skipped
+
+    def first_chunk_wait_s(self) -> float:
+        """Seconds of audio the first chunk waits for (its frames, the lookahead, the STFT tail)."""
+        return self.session.samples_needed(0) / AUDIO_SAMPLE_RATE
+
+    def plan(self, index: int) -> int:
+        """Steps for chunk `index`: the most that meet its deadline, 0 (skip) when even one would not."""
+        if self.deadline is None:
+            return self.steps
+        budget_ms = 1e3 * (self.deadline(index) - self.clock())
+        for steps in range(self.steps, 0, -1):
+            if self.cost.estimate(steps) <= budget_ms:
+                return steps
+        return 1 if self.skips_in_a_row >= MAX_SKIPS else 0
+
+    def feed(self, audio: np.ndarray) -> list[ChunkOut]:
+        """Append (N, n) float32 16 kHz samples per character; return every chunk now complete."""
+        if self.drop:
+            cut = min(self.drop, audio.shape[1])
+            audio, self.drop = audio[:, cut:], self.drop - cut
+        self.pending = np.concatenate((self.pending, audio.astype(np.float32, copy=False)), 1)
+        out = []
+        while True:
+            need = self.session.samples_needed(self.session.chunk_index) - self.session.samples_received
+            if self.pending.shape[1] < need:
+                return out
+            index = self.next_index
+            steps = self.plan(index)
+            if steps == 0:
+                out.append(self._skip(index))
+                continue
+            self.skips_in_a_row = 0
+            start = self.clock()
+            self.session.steps = steps
+            (chunk,) = self.session.push(self.pending[:, :need])  # exactly one chunk completes
+            levels = _rms(self.pending[:, :need])
+            self.pending = self.pending[:, need:]
+            out.append(self._compose(index, chunk, steps, start, levels))
+
+    def flush(self) -> list[ChunkOut]:
+        """End of input (file mode): the last chunks see silence after the audio."""
+        start = self.clock()
+        index = self.next_index
+        levels = _rms(self.pending)
+        chunks = self.session.push(self.pending) + self.session.flush()
+        self.pending = self.pending[:, :0]
+        out = []
+        for i, chunk in enumerate(chunks):
+            out.append(self._compose(index + i, chunk, self.steps, start, levels))
+            start = self.clock()
+        return out
+
+    def _skip(self, index: int) -> ChunkOut:
+        cut = min(self.chunk_samples, self.pending.shape[1])
+        levels = _rms(self.pending[:, :cut])
+        self.pending = self.pending[:, cut:]
+        self.drop += self.chunk_samples - cut
+        self.skipped += 1
+        self.skips_in_a_row += 1
+        empty = np.zeros((0, self.scene.n_characters, 4), np.float32)
+        return ChunkOut(index, index * self.chunk_frames, [], empty, 0, levels, {}, self.clock())
+
+    def _compose(self, index: int, chunk, steps: int, start: float, levels: np.ndarray) -> ChunkOut:
+        t = self.clock()
+        scene = self.scene
+        images = [composite(scene.background, f, scene.region) for f in chunk.frames]
+        boxes = np.stack([mask_boxes(r, scene.region) for r in chunk.refined])
+        done = self.clock()
+        timings = {**chunk.timings_ms, "composite_ms": 1e3 * (done - t), "total_ms": 1e3 * (done - start)}
+        self.cost.update(timings, steps)
+        return ChunkOut(index, index * self.chunk_frames, images, boxes, steps, levels, timings, done)
+
+
+def _rms(audio: np.ndarray) -> np.ndarray:
+    """(N, n) -> (N,) root mean square per row (0 for no samples)."""
+    return np.sqrt((audio.astype(np.float64) ** 2).mean(1)) if audio.shape[1] else np.zeros(len(audio))

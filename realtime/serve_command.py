@@ -1,0 +1,147 @@
+"""`bya serve`: run the live room behind the HTTP/WebRTC server until SIGINT or SIGTERM.
+
+Builds the scene and the model, starts the outputs asked for (MP4 recording, MPEG-TS over UDP, a
+virtual camera), serves WHIP/WHEP/binding/pages on 127.0.0.1 by default, and on a signal closes every
+peer and finishes every recording before it exits. Options that would expose an open server off
+loopback are refused before anything starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import secrets
+import signal
+import sys
+
+from realtime.http_guard import GuardConfig, ServerConfigError, is_loopback
+from realtime.media import MAX_CHARACTERS, MIN_CHARACTERS
+
+DEFAULT_PORT = 8080
+PEER_TIMEOUT_S = 10.0  # a vanished peer is dropped within about this long (ICE consent, track silence)
+CONSENT_CHECKS = 5  # consent checks missed before a peer counts as gone
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"HTTP port (default {DEFAULT_PORT})")
+    parser.add_argument("--scene", help="scene JSON file or built-in scene name (default: built-in)")
+    parser.add_argument(
+        "--characters",
+        type=int,
+        default=2,
+        help=f"characters of the built-in scene ({MIN_CHARACTERS}-{MAX_CHARACTERS})",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the built-in scene and the sampler")
+    parser.add_argument(
+        "--token", help="bearer token required by WHIP/WHEP/binding/stats (default: a new one)"
+    )
+    parser.add_argument("--open", action="store_true", help="no token at all (allowed on loopback only)")
+    parser.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="allow this web origin cross-origin (repeatable)",
+    )
+    parser.add_argument("--record", metavar="OUT.mp4", help="record the room to an MP4 file")
+    parser.add_argument(
+        "--mpegts", metavar="udp://127.0.0.1:PORT", help="stream MPEG-TS over UDP (OBS Media Source)"
+    )
+    parser.add_argument("--virtual-camera", action="store_true", help="feed a virtual camera (pyvirtualcam)")
+    parser.add_argument("--model", help="generator checkpoint (default: the shipped model)")
+    parser.add_argument("--steps", type=int, help="sampling steps per chunk (default: the checkpoint's)")
+    parser.add_argument("--max-viewers", type=int, default=4, help="WHEP sessions at once (default 4)")
+    parser.add_argument("--max-speakers", type=int, default=8, help="WHIP sessions at once (default 8)")
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    if not 1 <= args.port <= 65535:
+        raise ServerConfigError(f"--port must be 1-65535, got {args.port}")
+    token = None if args.open else (args.token or secrets.token_urlsafe(18))
+    guard = GuardConfig.build(token, args.open, args.host, args.cors_origin)
+    # our own events (sessions starting and ending) at INFO; aiortc/aioice/aiohttp only when they warn
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("realtime").setLevel(logging.INFO)
+    asyncio.run(_serve(args, guard))
+    return 0
+
+
+def build_sinks(args: argparse.Namespace, size: tuple[int, int]) -> list:
+    """The outputs asked for, opened before the room starts so a bad target fails at once."""
+    from realtime.recorder import ContainerSink
+
+    sinks: list = []
+    if args.record:
+        sinks.append(ContainerSink(args.record, "mp4"))
+    if args.mpegts:
+        sinks.append(ContainerSink(args.mpegts, "mpegts"))
+    if args.virtual_camera:
+        from realtime.virtual_camera import VirtualCameraSink
+
+        sinks.append(VirtualCameraSink(*size))
+    return sinks
+
+
+def build_room(args: argparse.Namespace):
+    """The engine Room for the command line's model and scene, and the (width, height) of its video."""
+    from realtime.default_model import STUDENT, TEACHER, load_model
+    from realtime.engine import Room
+    from realtime.scene import load_scene
+
+    path, steps = args.model, args.steps
+    if path is None and not STUDENT.is_file():  # before the student ships, the teacher at 1 step keeps time
+        print(f"bya serve: {STUDENT.name} not found; using {TEACHER.name} at 1 step", file=sys.stderr)
+        path, steps = TEACHER, steps or 1
+    loaded = load_model(path)
+    scene = load_scene(args.scene, args.characters, args.seed, size=loaded.generator.cfg.frame_size)
+    room = Room(loaded, scene, steps=steps, seed=args.seed, max_inputs=args.max_speakers)
+    height, width = scene.background.shape[:2]
+    return room, (width, height)
+
+
+async def _serve(args: argparse.Namespace, guard: GuardConfig) -> None:
+    from aiohttp import web
+
+    from realtime.server import LiveServer, ServerLimits
+    from realtime.webrtc import restrict_ice_addresses, tune_consent
+
+    # Media stays where HTTP is: on loopback, the only ICE candidate is 127.0.0.1.
+    restrict_ice_addresses(
+        ["127.0.0.1"] if is_loopback(args.host) else None if args.host in ("0.0.0.0", "::") else [args.host]
+    )
+    tune_consent(PEER_TIMEOUT_S / CONSENT_CHECKS, CONSENT_CHECKS)
+    room, size = build_room(args)
+    sinks = build_sinks(args, size)
+    limits = ServerLimits(
+        max_speakers=args.max_speakers, max_viewers=args.max_viewers, idle_timeout_s=PEER_TIMEOUT_S
+    )
+    server = LiveServer(room, guard, limits, sinks)
+    runner = web.AppRunner(server.app, handle_signals=False)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, args.host, args.port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ServerConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    fragment = f"#token={guard.token}" if guard.token else ""
+    print(f"bya serve: {len(room.characters)} characters {list(room.characters)}", flush=True)
+    print(f"  speaker page  http://{host}:{args.port}/{fragment}", flush=True)
+    print(f"  viewer (OBS)  http://{host}:{args.port}/viewer{fragment}", flush=True)
+    print(
+        f"  WHIP          http://{host}:{args.port}/whip/<character>   WHEP http://{host}:{args.port}/whep",
+        flush=True,
+    )
+    if guard.token:
+        print(f"  token         {guard.token}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        print("bya serve: stopping (closing peers, finishing recordings)", file=sys.stderr, flush=True)
+        await runner.cleanup()  # runs LiveServer's shutdown: peers closed, sinks finished, room stopped

@@ -1,0 +1,320 @@
+"""The live room: frames on the media clock, audio that never stalls, the overload policy, re-binding,
+A/V alignment, idle inputs, bounded viewers; plus its audio input, resampler and file mode.
+
+A tiny generator with random weights stands in for the shipped model: these tests are about time and
+plumbing, not picture quality. They run against the real clock, so their bounds leave room for a busy CPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from realtime.audio_input import JITTER_MS, AudioInput
+from realtime.autoencoder import AUTOENCODER_CONFIGS, FrameAutoencoder
+from realtime.default_model import LoadedModel
+from realtime.engine import AUDIO_FRAME_SAMPLES, Room
+from realtime.errors import AudioInputError, BindingError, BYAError, SceneError
+from realtime.generator import Generator
+from realtime.generator_config import GENERATOR_CONFIGS
+from realtime.render import render_audio
+from realtime.scene import world_scene
+
+RATE = 48_000
+BLOCK = 960  # 20 ms at 48 kHz: a WebRTC packet
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return world_scene(2, seed=3)
+
+
+def tiny_model(steps: int = 2) -> LoadedModel:
+    torch.manual_seed(0)
+    g = Generator(GENERATOR_CONFIGS["tiny"]).eval()
+    return LoadedModel(g, FrameAutoencoder(AUTOENCODER_CONFIGS["ae-s"]).eval(), steps, Path("tiny"))
+
+
+class Viewer:
+    """Reads a subscription's video and audio, recording each item with the clock time it arrived."""
+
+    def __init__(self, room: Room, max_frames: int = 64) -> None:
+        self.sub = room.subscribe(max_frames)
+        self.video: list[tuple[float, object]] = []
+        self.audio: list[tuple[float, object]] = []
+        self.tasks = [
+            asyncio.create_task(self._read(self.sub.next_video, self.video)),
+            asyncio.create_task(self._read(self.sub.next_audio, self.audio)),
+        ]
+
+    async def _read(self, next_item, into: list) -> None:
+        while (item := await next_item()) is not None:
+            into.append((time.monotonic(), item))
+
+    async def done(self) -> None:
+        await asyncio.gather(*self.tasks)
+
+
+async def speak(audio_input: AudioInput, seconds: float, block=lambda k: None) -> list[float]:
+    """Write 20 ms int16 blocks at 48 kHz paced by the clock, like a WebRTC peer; return write times.
+    `block(k)` gives block k's samples (None: a quiet noise)."""
+    rng = np.random.default_rng(0)
+    start, times = time.monotonic(), []
+    for k in range(int(seconds * 50)):
+        pcm = block(k)
+        if pcm is None:
+            pcm = (rng.standard_normal(BLOCK) * 3000).astype(np.int16)
+        audio_input.write(pcm, RATE)
+        times.append(time.monotonic())
+        await asyncio.sleep(max(0.0, start + (k + 1) * 0.02 - time.monotonic()))
+    return times
+
+
+def contiguous(items: list, step: int) -> bool:
+    pts = [it.pts for _, it in items]
+    return pts == list(range(pts[0], pts[0] + step * len(pts), step))
+
+
+def test_room_makes_frames_and_audio_on_its_clock(scene) -> None:
+    async def main():
+        room = Room(tiny_model(), scene, steps=2)
+        assert room.characters == list(scene.names)
+        viewer = Viewer(room)
+        await room.start()
+        t0 = time.monotonic()
+        await speak(room.open_input("a"), 2.0)
+        elapsed = time.monotonic() - t0
+        await room.stop()
+        await viewer.done()
+        return room.stats(), viewer, elapsed
+
+    stats, viewer, elapsed = asyncio.run(main())
+    video, audio = viewer.video, viewer.audio
+    assert video[0][1].pts == 0 and audio[0][1].pts == 0
+    assert contiguous(video, 1) and contiguous(audio, AUDIO_FRAME_SAMPLES)
+    expect = (elapsed - stats["latency_ms"] / 1e3) / 0.04  # frames due while the speaker spoke
+    assert expect - 4 <= len(video) <= expect + 4
+    assert abs(len(audio) - 2 * len(video)) <= 2
+    assert video[0][1].image.shape == (128, 128, 3) and audio[0][1].pcm.shape == (960,)
+    assert audio[0][1].pcm.dtype == np.int16
+    # the frame clock: frame k leaves at start + latency + 40 ms x k (a shared CPU may stall a tick or two)
+    lateness = np.array([t - 0.04 * it.pts for t, it in video])
+    lateness = np.abs(lateness - np.median(lateness))
+    assert np.percentile(lateness, 90) < 0.02 and lateness.max() < 0.15
+    assert stats["chunks"] > 0 and stats["audio_underruns"] == 0 and stats["error"] is None
+    assert stats["frames"] == len(video) and stats["timings_ms"]["denoise_ms"] > 0
+    assert stats["latency_ms"] > 135  # at least the audio a chunk waits for (80 ms + 55 ms lookahead)
+
+
+def test_overload_fewer_steps_then_repeat_frames_audio_never_stalls(scene) -> None:
+    loaded = tiny_model()
+    slow = {"on": False}
+    denoise = loaded.generator.denoise
+
+    @functools.wraps(denoise)
+    def slowed(*args, **kwargs):
+        if slow["on"]:
+            time.sleep(0.05)  # a step that takes 50 ms more: 4 steps cannot fit an 80 ms chunk
+        return denoise(*args, **kwargs)
+
+    loaded.generator.denoise = slowed
+
+    async def main():
+        room = Room(loaded, scene, steps=4)
+        viewer = Viewer(room, max_frames=256)
+        await room.start()
+        audio_input = room.open_input("a")
+        t0 = time.monotonic()
+        await speak(audio_input, 1.0)
+        slow["on"] = True
+        before = room.stats()
+        await speak(audio_input, 3.0)
+        elapsed = time.monotonic() - t0
+        await room.stop()
+        await viewer.done()
+        return before, room.stats(), viewer, elapsed
+
+    before, after, viewer, elapsed = asyncio.run(main())
+    # the policy kicked in: fewer steps first, then skipped chunks whose frames repeat the last one
+    used = {int(k): v for k, v in after["steps_used"].items()}
+    assert any(s < 4 for s in used) and after["skipped_chunks"] > before["skipped_chunks"]
+    assert after["repeated_frames"] > before["repeated_frames"]
+    assert after["chunks"] > before["chunks"] + 5  # the picture still moves (every few chunks at least)
+    # ... and the audio never waited: every 20 ms frame, on time, nothing missing
+    audio = viewer.audio
+    assert contiguous(audio, AUDIO_FRAME_SAMPLES) and after["audio_underruns"] == 0
+    assert contiguous(viewer.video, 1)
+    expect = (elapsed - after["latency_ms"] / 1e3) / 0.02
+    assert expect - 8 <= len(audio) <= expect + 8
+    lateness = np.array([t - it.pts / RATE for t, it in audio])
+    lateness = np.abs(lateness - np.median(lateness))
+    assert np.percentile(lateness, 90) < 0.02 and lateness.max() < 0.15
+    t_first = audio[0][0]
+    loud = [np.abs(it.pcm).max() > 1000 for t, it in audio if t > t_first + 0.3]
+    assert np.mean(loud) > 0.9  # the speaker is heard throughout, slow model or not
+
+
+def test_av_offset_a_click_leaves_with_its_frame(scene) -> None:
+    click_block = 40  # written 0.8 s into the stream
+
+    def block(k: int) -> np.ndarray:
+        pcm = np.zeros(BLOCK, np.int16)
+        if k == click_block:
+            pcm[:] = 20000
+        return pcm
+
+    async def main():
+        room = Room(tiny_model(), scene, steps=1)
+        viewer = Viewer(room, max_frames=256)
+        await room.start()
+        written = await speak(room.open_input("a"), 1.6, block)
+        await asyncio.sleep(0.5)
+        await room.stop()
+        await viewer.done()
+        return room.stats(), viewer, written[click_block]
+
+    stats, viewer, written = asyncio.run(main())
+    (t_audio, frame), i0 = next(
+        ((t, it), int(np.argmax(np.abs(it.pcm) > 10000)))
+        for t, it in viewer.audio
+        if np.abs(it.pcm).max() > 10000
+    )
+    click_pts = frame.pts + i0  # 48 kHz samples since the room started
+    heard = t_audio + i0 / RATE
+    video = {it.pts: t for t, it in viewer.video}
+    f = click_pts // 1920
+    seen = video[f] + (click_pts / RATE - 0.04 * f)  # when the frame showing that instant is on screen
+    offset_ms = 1e3 * (heard - seen)
+    assert abs(offset_ms) <= 40
+    # the click is delayed by the room's latency (+ the input's jitter buffer and up to two 20 ms ticks)
+    delay_ms = 1e3 * (heard - written)
+    assert stats["latency_ms"] - 10 <= delay_ms <= stats["latency_ms"] + JITTER_MS + 50
+
+
+def test_rebinding_moves_speech_and_a_closed_input_idles(scene) -> None:
+    async def main():
+        room = Room(tiny_model(), scene, steps=1)
+        await room.start()
+        a = room.open_input("a")  # the next free character: 0
+        b = room.open_input("b", character=None)  # the next free: 1 (silent speaker)
+        levels = []
+        await speak(a, 0.8)
+        levels.append((room.binding(), room.stats()["levels"]))
+        room.bind("a", 1)
+        await speak(a, 0.8)
+        levels.append((room.binding(), room.stats()["levels"]))
+        a.close()
+        frames = room.stats()["frames"]
+        await asyncio.sleep(0.8)
+        levels.append((room.binding(), room.stats()["levels"]))
+        idle_frames = room.stats()["frames"] - frames
+        with pytest.raises(AudioInputError, match="closed"):
+            a.write(np.zeros(BLOCK, np.int16), RATE)
+        b.close()
+        await room.stop()
+        return levels, idle_frames
+
+    levels, idle_frames = asyncio.run(main())
+    (bind0, l0), (bind1, l1), (bind2, l2) = levels
+    assert bind0 == {"a": 0, "b": 1} and l0[0] > 0.02 and l0[1] == 0
+    assert bind1 == {"a": 1, "b": 1} and l1[1] > 0.02 and l1[0] == 0  # the speech moved to character 1
+    assert bind2 == {"b": 1} and l2 == [0.0, 0.0]  # closed: everyone silent
+    assert idle_frames >= 15  # ... and the scene goes on (0.8 s = 20 frames)
+
+
+def test_slow_viewer_queue_is_bounded_and_counts_drops(scene) -> None:
+    async def main():
+        room = Room(tiny_model(), scene, steps=1)
+        lazy = room.subscribe(max_frames=4)
+        viewer = Viewer(room)
+        await room.start()
+        await asyncio.sleep(1.5)
+        sizes = (len(lazy.video), len(lazy.audio))
+        stats = room.stats()
+        await room.stop()
+        await viewer.done()
+        rest = [await lazy.next_video() for _ in range(5)]
+        return sizes, lazy, stats, viewer, rest
+
+    sizes, lazy, stats, viewer, rest = asyncio.run(main())
+    assert sizes == (4, 8)  # 4 frames and the same 160 ms of audio
+    assert lazy.dropped_video == stats["frames"] - 4 and lazy.dropped_audio > 0
+    assert stats["dropped_video"] == lazy.dropped_video + viewer.sub.dropped_video
+    assert viewer.sub.dropped_video == 0 and contiguous(viewer.video, 1)
+    assert [r.pts for r in rest[:4]] == list(range(stats["frames"] - 4, stats["frames"])) and rest[4] is None
+
+
+def test_room_validates_its_inputs_and_bindings(scene) -> None:
+    room = Room(tiny_model(), scene, max_inputs=2)
+    a = room.open_input("a", 1)
+    assert room.binding() == {"a": 1}
+    with pytest.raises(BindingError, match="already open"):
+        room.open_input("a")
+    room.open_input("b")
+    with pytest.raises(BindingError, match="2 inputs open"):
+        room.open_input("c")
+    with pytest.raises(BindingError, match=r"character 2: expected an integer in \[0, 2\)"):
+        room.bind("a", 2)
+    with pytest.raises(BindingError, match="no open input 'zz'"):
+        room.bind("zz", 0)
+    room.bind("a", None)
+    assert room.binding() == {"a": None, "b": 0}
+    for pcm, rate, match in [
+        (np.zeros((BLOCK, 2), np.int16), RATE, "mono"),
+        (np.zeros(BLOCK, np.int32), RATE, "int16 or float32"),
+        (np.full(BLOCK, np.nan, np.float32), RATE, "NaN"),
+        (np.zeros(BLOCK, np.int16), 44_000, "sample rate must be one of"),
+        ([0, 1, 2], RATE, "numpy array"),
+        (np.zeros(11 * 8000, np.int16), 8000, "at most 10 s"),
+    ]:
+        with pytest.raises(AudioInputError, match=match):
+            a.write(pcm, rate)
+    a.write(np.zeros((1, BLOCK), np.float32), RATE)  # one channel, any of the two layouts
+    with pytest.raises(SceneError, match="64 px"):
+        Room(tiny_model(), world_scene(1, size=64), steps=1)
+    with pytest.raises(BYAError, match="steps"):
+        Room(tiny_model(), scene, steps=0)
+
+
+def test_audio_input_resamples_to_16k_and_refills_after_running_dry() -> None:
+    a = AudioInput("x", 0, lambda key: None, jitter_ms=20)
+    t = np.arange(4410) / 44_100
+    a.write((np.sin(2 * np.pi * 440 * t) * 0.5).astype(np.float32), 44_100)  # 100 ms at 44.1 kHz
+    got = np.concatenate([a.pull(320) for _ in range(4)])
+    assert got.shape == (1280,) and 0.3 < np.abs(got[400:1200]).max() <= 0.51
+    assert a.pull(640)[-1] == 0 and a.stats()["underruns"] == 1  # ran dry: silence, counted
+    a.write(np.zeros(80, np.int16), 8_000)  # a new rate is a new stream; 10 ms is under the jitter buffer
+    assert a.stats()["rate"] == 8_000 and not a.pull(10).any()
+
+
+def test_file_mode_covers_the_audio_in_whole_chunks(scene) -> None:
+    loaded = tiny_model(steps=1)
+    audio = np.random.default_rng(0).standard_normal((2, 6_000)).astype(np.float32) * 0.1  # 375 ms
+    a = render_audio(loaded, scene, audio, seed=1)
+    b = render_audio(loaded, scene, audio, seed=1)
+    assert a.frames.shape == (10, 128, 128, 3) and a.boxes.shape == (10, 2, 4)  # 5 chunks of 2 frames
+    assert len(a.timings_ms) == 5 and np.array_equal(a.frames, b.frames)
+
+
+def test_file_mode_composites_a_photo_scene_onto_the_full_photo() -> None:
+    from matplotlib import cbook
+
+    from realtime.scene import photo_scene
+
+    photo = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    scene = photo_scene(photo, boxes=[[200, 170, 320, 300]])  # a small region: the frame is scaled into it
+    x0, y0, x1, y1 = scene.region
+    assert (x1 - x0) < 512
+    out = render_audio(tiny_model(steps=1), scene, np.zeros((1, 3200), np.float32))
+    assert out.frames.shape == (6, 600, 512, 3)
+    assert np.array_equal(
+        out.frames[:, y1:], np.broadcast_to(scene.background[y1:], out.frames[:, y1:].shape)
+    )
+    inside = out.boxes[~np.isnan(out.boxes).any(-1)]
+    assert ((inside[:, 0] >= x0) & (inside[:, 2] <= x1) & (inside[:, 1] >= y0) & (inside[:, 3] <= y1)).all()

@@ -1,0 +1,209 @@
+"""Outputs besides WebRTC: the MP4 recording plays to its last frame, MPEG-TS over UDP decodes, the virtual
+camera fails with one clear line, and `bya serve` finishes its recording on SIGTERM and SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from realtime.autoencoder import AUTOENCODER_CONFIGS, FrameAutoencoder
+from realtime.default_model import LoadedModel
+from realtime.engine import Room
+from realtime.generator import Generator
+from realtime.generator_checkpoint import save_generator
+from realtime.generator_config import GENERATOR_CONFIGS
+from realtime.media import VIDEO_FPS, WEBRTC_AUDIO_RATE
+from realtime.recorder import ContainerSink, OutputSinkError, parse_udp_url
+from realtime.scene import world_scene
+from realtime.virtual_camera import VirtualCameraError, VirtualCameraSink, open_camera
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def loaded() -> LoadedModel:
+    torch.manual_seed(0)
+    gen = Generator(GENERATOR_CONFIGS["tiny"]).eval()
+    return LoadedModel(gen, FrameAutoencoder(AUTOENCODER_CONFIGS["ae-s"]).eval(), 1, None)
+
+
+def _room(loaded: LoadedModel) -> Room:
+    return Room(loaded, world_scene(2, seed=1, size=loaded.generator.cfg.frame_size), steps=1, seed=0)
+
+
+def _speak(room: Room, seconds: float) -> None:
+    """Both characters hear a tone (the engine takes any rate; 48 kHz like WebRTC)."""
+    t = np.arange(int(seconds * WEBRTC_AUDIO_RATE)) / WEBRTC_AUDIO_RATE
+    for k in range(len(room.characters)):
+        room.open_input(f"tone{k}", k).write(
+            (0.3 * np.sin(2 * np.pi * 180 * (k + 1) * t)).astype(np.float32), WEBRTC_AUDIO_RATE
+        )
+
+
+def test_recording_is_complete_and_playable(loaded, tmp_path) -> None:
+    path = tmp_path / "room.mp4"
+
+    async def go() -> ContainerSink:
+        room = _room(loaded)
+        sink = ContainerSink(path, "mp4")
+        await room.start()
+        sink.start(room)
+        _speak(room, 3.0)
+        await asyncio.sleep(2.5)
+        await sink.stop()
+        await room.stop()
+        return sink
+
+    sink = asyncio.run(go())
+    assert sink.frames_written >= VIDEO_FPS  # at least a second of video in 2.5 s, even on a busy CPU
+    with av.open(str(path)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    with av.open(str(path)) as container:
+        samples = sum(f.samples for f in container.decode(audio=0))
+    assert len(frames) == sink.frames_written  # every frame, the last one included
+    assert frames[0].shape[2] == 3 and frames[-1].std() > 0
+    seconds = sink.frames_written / VIDEO_FPS
+    assert (
+        abs(samples / WEBRTC_AUDIO_RATE - seconds) < 0.2
+    )  # the audio spans the video (AAC pads ~1k samples)
+
+
+def test_mpegts_over_udp_decodes(loaded) -> None:
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.setblocking(False)
+    data = bytearray()
+
+    async def go() -> ContainerSink:
+        room = _room(loaded)
+        sink = ContainerSink(f"udp://127.0.0.1:{receiver.getsockname()[1]}", "mpegts")
+        await room.start()
+        sink.start(room)
+        _speak(room, 3.0)
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 2.5
+        while loop.time() < end:
+            try:
+                data.extend(receiver.recv(65536))
+            except BlockingIOError:
+                await asyncio.sleep(0.005)
+        await sink.stop()
+        await room.stop()
+        return sink
+
+    try:
+        sink = asyncio.run(go())
+        while True:
+            try:
+                data.extend(receiver.recv(65536))
+            except BlockingIOError:
+                break
+    finally:
+        receiver.close()
+    assert len(data) % 188 == 0 and data[0] == 0x47  # whole TS packets with their sync byte
+    with av.open(io.BytesIO(bytes(data)), format="mpegts") as container:
+        decoded = sum(1 for _ in container.decode(video=0))
+    assert decoded >= sink.frames_written - 2  # loopback UDP loses nothing; the head may wait for a keyframe
+
+
+@pytest.mark.parametrize(
+    "url", ["udp://127.0.0.1", "http://127.0.0.1:5000", "udp://127.0.0.1:99999", "udp://:5000"]
+)
+def test_bad_mpegts_targets_are_refused(url) -> None:
+    with pytest.raises(OutputSinkError, match="udp://"):
+        parse_udp_url(url)
+
+
+def test_recording_to_a_missing_folder_is_refused(tmp_path) -> None:
+    with pytest.raises(OutputSinkError, match="does not exist"):
+        ContainerSink(tmp_path / "no" / "such" / "out.mp4")
+
+
+def test_virtual_camera_gives_one_clear_line() -> None:
+    try:
+        sink = VirtualCameraSink(128, 128)
+    except VirtualCameraError as exc:
+        message = str(exc)
+        assert message.startswith("no virtual camera available") or "pyvirtualcam" in message
+        assert "\n" not in message
+    else:  # a machine with v4l2loopback or OBS's camera: nothing to refuse
+        sink.camera.close()
+        pytest.skip("this machine has a virtual camera")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_bya_serve_finishes_its_recording_on_a_signal(tmp_path, sig) -> None:
+    torch.manual_seed(0)
+    model = save_generator(Generator(GENERATOR_CONFIGS["tiny"]), tmp_path / "tiny.safetensors")
+    out, port = tmp_path / "serve.mp4", _free_port()
+    cmd = [sys.executable, "-m", "realtime.cli", "serve", "--open", "--port", str(port)]
+    cmd += ["--model", str(model), "--steps", "1", "--characters", "2", "--record", str(out)]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                if proc.poll() is not None:
+                    pytest.fail(f"bya serve exited: {proc.communicate()[1]}")
+                time.sleep(0.2)
+        time.sleep(2.0)
+        proc.send_signal(sig)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    assert f"127.0.0.1:{port}/viewer" in stdout
+    with av.open(str(out)) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+    assert frames >= VIDEO_FPS // 2
+
+
+def test_bya_serve_refuses_an_open_public_server() -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "realtime.cli", "serve", "--open", "--host", "0.0.0.0"]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "loopback" in done.stderr
+
+
+def test_bya_serve_virtual_camera_error_is_one_line(tmp_path) -> None:
+    pytest.importorskip("pyvirtualcam")
+    try:
+        open_camera(128, 128).close()
+        pytest.skip("this machine has a virtual camera")
+    except VirtualCameraError:
+        pass
+    torch.manual_seed(0)
+    model = save_generator(Generator(GENERATOR_CONFIGS["tiny"]), tmp_path / "tiny.safetensors")
+    cmd = [sys.executable, "-m", "realtime.cli", "serve", "--open", "--port", str(_free_port())]
+    cmd += ["--model", str(model), "--steps", "1", "--virtual-camera"]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("bya: error: no virtual camera available"), done.stderr
+    assert "Traceback" not in done.stderr
