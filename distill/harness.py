@@ -32,6 +32,7 @@ from distill.metrics import (
     wrong_person_rate,
 )
 from distill.mouth_reader import VISIBLE_MIN, MouthReader, load_reader, mouth_visibility
+from distill.mouth_tracker import track_mouths
 from realtime.errors import OutputPathError, VideoInputError
 
 REPORT_FORMAT = "bya-eval"
@@ -115,8 +116,14 @@ def evaluate(
     masks: np.ndarray | None = None,
     reader: MouthReader | None = None,
     max_lag: int = DEFAULT_MAX_LAG,
+    mouths: str = "truth",
 ) -> dict:
     """Score a (T, H, W, 3) uint8 video of `clip`'s scene; `masks` (T, N, H, W) are router masks.
+
+    `mouths`: where mouths are read. "truth": the world's mouth boxes (a video that follows the ground
+    truth's motion: renders, teacher-forced output); "tracked": each face followed through this video
+    from its reference-frame position (distill.mouth_tracker), for free-running generation, whose
+    characters cannot know the world's random drift.
 
     Returns one JSON-able dict: aggregated figures at the top level, per-character figures under
     "characters", and the curves the plot needs under "series".
@@ -127,7 +134,10 @@ def evaluate(
     r, d = clip.render, clip.dialogue
     N = clip.n_characters
 
-    read = reader.read(frames, r.mouth_boxes)  # (N, T)
+    if mouths not in ("truth", "tracked"):
+        raise ValueError(f"mouths must be 'truth' or 'tracked', got {mouths!r}")
+    boxes = r.mouth_boxes if mouths == "truth" else track_mouths(frames, r.frames[0], r.mouth_boxes[0])
+    read = reader.read(frames, boxes)  # (N, T)
     visible = mouth_visibility(r.masks, r.mouth_boxes) >= VISIBLE_MIN  # occluded mouths carry no signal
     sync = lip_sync(read, d.openness, max_lag=max_lag, valid=visible)
     activity = mouth_activity(read)
@@ -192,6 +202,7 @@ def evaluate(
             "r_at_offset": sync["r_at_offset"],
             "max_lag_frames": max_lag,
             "sign": "positive offset = video lags audio",
+            "mouth_boxes": mouths,
         },
         "binding": {
             "auc_own_mean": _nanmean([b["auc_own"] for b in binding]),
@@ -340,6 +351,13 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument("--plot", help="write a PNG plot here")
     parser.add_argument("--reader", help="mouth reader checkpoint (default: the shipped distill/weights)")
     parser.add_argument("--max-lag", type=int, default=DEFAULT_MAX_LAG, help="offset search range, frames")
+    parser.add_argument(
+        "--mouths",
+        choices=("truth", "tracked"),
+        default="truth",
+        help="read mouths at the world's boxes (truth) or where each face is in the video (tracked: "
+        "for free-running generated video)",
+    )
     return parser
 
 
@@ -373,7 +391,7 @@ def eval_command(args: argparse.Namespace) -> int:
         frames = read_video(args.video)
         masks = load_masks(args.masks) if args.masks else None
     reader = load_reader(args.reader) if args.reader else load_reader()
-    report = evaluate(frames, clip, masks=masks, reader=reader, max_lag=args.max_lag)
+    report = evaluate(frames, clip, masks=masks, reader=reader, max_lag=args.max_lag, mouths=args.mouths)
     if args.out:
         write_json(report, args.out)
     else:

@@ -1,8 +1,9 @@
 """`bya demo`: the first five minutes. Builds a dialogue scene, generates it with the shipped model, writes
 an MP4 and scores it against the world's ground truth.
 
-The shipped model is the `toon-s` teacher (many sampling steps, offline); the distilled real-time student
-replaces it when it lands. `--world` writes the ground-truth render instead (what the model is judged on).
+The shipped model is the distilled 1-step `toon-s` student (realtime/default_model.py), generating
+through the same streaming session the live engine runs; `--model` takes any other generator checkpoint
+(e.g. the teacher at 8 steps). `--world` writes the ground-truth render instead (what the model is judged on).
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from pathlib import Path
 
 from distill.clip import check_character_count, make_clip, truncate
 from distill.shards import ensure_writable_dir, save_clip
+from realtime.default_model import AUTOENCODER, STUDENT
 from realtime.errors import BYAError
 from realtime.media import SUPPORTED_FRAME_SIZES
 from realtime.video_file import write_mp4
 
-WEIGHTS = Path(__file__).parent / "weights"
-DEFAULT_MODEL = str(WEIGHTS / "toon-s-teacher.safetensors")
-DEFAULT_AUTOENCODER = str(WEIGHTS / "ae-s.safetensors")
+DEFAULT_MODEL = str(STUDENT)
+DEFAULT_AUTOENCODER = str(AUTOENCODER)
 
 
 def add_demo_arguments(p: argparse.ArgumentParser) -> None:
@@ -36,7 +37,7 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--model", default=DEFAULT_MODEL, help="generator checkpoint (safetensors + json)")
     p.add_argument("--autoencoder", default=DEFAULT_AUTOENCODER, help="frame autoencoder checkpoint")
-    p.add_argument("--steps", type=int, default=8, help="sampling steps per chunk")
+    p.add_argument("--steps", type=int, default=None, help="sampling steps per chunk (default: the model's)")
     p.add_argument("--world", action="store_true", help="write the ground-truth render instead of generating")
 
 
@@ -44,14 +45,15 @@ def demo_command(args: argparse.Namespace) -> int:
     check_character_count(args.characters)
     if not 0 < args.seconds <= 600:
         raise BYAError(f"--seconds must be in (0, 600], got {args.seconds}")
-    if not 1 <= args.steps <= 100:
+    if args.steps is not None and not 1 <= args.steps <= 100:
         raise BYAError(f"--steps must be in [1, 100], got {args.steps}")
     model = ae = None
     if not args.world:
-        from realtime.autoencoder import load_autoencoder
-        from realtime.generator_checkpoint import load_generator
+        from realtime.default_model import load_model
 
-        model, ae = load_generator(args.model), load_autoencoder(args.autoencoder)
+        loaded = load_model(args.model, args.autoencoder)
+        model, ae = loaded.generator, loaded.autoencoder
+        steps = loaded.steps if args.steps is None else args.steps
         if args.size not in (None, model.cfg.frame_size):
             raise BYAError(
                 f"--size {args.size}: the model {args.model} generates {model.cfg.frame_size} px frames"
@@ -84,12 +86,13 @@ def demo_command(args: argparse.Namespace) -> int:
             clip.render.frames[0],
             clip.render.masks[0],
             clip.dialogue.audio,
-            steps=args.steps,
+            steps=steps,
             seed=args.seed,
+            window_chunks=loaded.window,
         )
         took = time.perf_counter() - start
         print(
-            f"generated {len(gen.frames)} frames with {Path(args.model).name} ({args.steps} steps) in {took:.1f} s "
+            f"generated {len(gen.frames)} frames with {Path(args.model).name} ({steps} steps, {loaded.window} context chunks) in {took:.1f} s "
             f"({len(gen.frames) / took:.1f} frames/s on this machine)"
         )
         clip = truncate(clip, len(gen.frames))
@@ -100,7 +103,8 @@ def demo_command(args: argparse.Namespace) -> int:
 
     from distill.harness import evaluate, save_plot
 
-    report = evaluate(frames, clip, masks=masks)
+    # a generated video is read where its faces are; the world render at the world's mouth boxes
+    report = evaluate(frames, clip, masks=masks, mouths="truth" if model is None else "tracked")
     (out / "report.json").write_text(json.dumps(report, indent=1))
     save_plot(report, clip, out / "report.png")
     print(
