@@ -21,8 +21,8 @@ from distill.harness import evaluate
 from distill.mouth_reader import load_reader
 from distill.shards import ensure_writable_dir
 from realtime.autoencoder import load_autoencoder, roundtrip
-from realtime.errors import BYAError
 from realtime.default_model import default_window
+from realtime.errors import BYAError
 from realtime.generator_checkpoint import load_generator
 from realtime.sampler import generate, upsample_masks
 
