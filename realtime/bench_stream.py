@@ -22,7 +22,7 @@ import torch
 
 from distill.clip import make_clip
 from realtime.autoencoder import AUTOENCODER_CONFIGS, FrameAutoencoder
-from realtime.default_model import STUDENT, TEACHER, load_model
+from realtime.default_model import TEACHER, load_model
 from realtime.errors import BYAError
 from realtime.generator import Generator
 from realtime.media import AUDIO_SAMPLE_RATE, FRAME_MS, SAMPLES_PER_FRAME
@@ -112,41 +112,67 @@ def _pcts(xs: list[float]) -> dict:
 @torch.no_grad()
 def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
-    student_path = Path(args.model) if args.model else STUDENT
-    if not student_path.is_file():
-        raise BYAError(f"student checkpoint {student_path} not found")
-    student = load_model(student_path)
-    teacher = load_model(args.teacher or TEACHER)
+    student = load_model(args.model)  # default: the shipped model and its stream settings
+    student_path = student.path
+    teacher = load_model(args.teacher or TEACHER)  # its own setting: 8 steps, full window
     rows = [
         {
             "model": student_path.name,
-            **run_paced(student.generator, student.autoencoder, args.seconds, 2, student.steps, window=student.window),
+            **run_paced(
+                student.generator, student.autoencoder, args.seconds, 2, student.steps, window=student.window
+            ),
         }
     ]
     for n in (1, 3, 4):  # shorter runs for the other cast sizes
         rows.append(
             {
                 "model": student_path.name,
-                **run_paced(student.generator, student.autoencoder, min(args.seconds, 20), n, student.steps, window=student.window),
+                **run_paced(
+                    student.generator,
+                    student.autoencoder,
+                    min(args.seconds, 20),
+                    n,
+                    student.steps,
+                    window=student.window,
+                ),
             }
         )
     base = {
         "model": Path(teacher.path).name,
-        **run_unpaced(teacher.generator, teacher.autoencoder, args.teacher_seconds, 2, teacher.steps, window=teacher.window),
+        **run_unpaced(
+            teacher.generator,
+            teacher.autoencoder,
+            args.teacher_seconds,
+            2,
+            teacher.steps,
+            window=teacher.window,
+        ),
     }
     fast = {
         "model": student_path.name,
-        **run_unpaced(student.generator, student.autoencoder, args.teacher_seconds, 2, student.steps, window=student.window),
+        **run_unpaced(
+            student.generator,
+            student.autoencoder,
+            args.teacher_seconds,
+            2,
+            student.steps,
+            window=student.window,
+        ),
     }
     # 256 px: the same architecture at 256 tokens per frame (speed only: no 256 px weights ship)
     cfg256 = student.generator.cfg.__class__(**{**student.generator.cfg.to_json(), "frame_size": 256})
     g256 = Generator(cfg256).eval()
     ae256 = FrameAutoencoder(AUTOENCODER_CONFIGS["ae-s"]).eval()
     ae256.load_state_dict(student.autoencoder.state_dict())
-    r256 = {"model": "toon-s @256 (speed only)", **run_paced(g256, ae256, min(args.seconds, 20), 2, 1, window=student.window)}
+    r256 = {
+        "model": "toon-s @256 (speed only)",
+        **run_paced(g256, ae256, min(args.seconds, 20), 2, 1, window=student.window),
+    }
     return {
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, no GPU",
         "torch": torch.__version__,
+        "shipped_steps": student.steps,
+        "shipped_window_chunks": student.window,
         "student": rows,
         "student_unpaced": fast,
         "teacher_baseline": base,

@@ -1,13 +1,17 @@
-"""The model the engine ships with: which checkpoint, how many steps, loaded in one call.
+"""The model the engine ships with: which checkpoint, how many steps, which window, loaded in one call.
 
-The distilled 1-step `toon-s` student is the default (`realtime/weights/toon-s-student.*`); the teacher
-stays available for offline rendering at more steps. Every command and the live engine load through
-`load_default`, so there is one place that decides what "the shipped model" means.
+The default is the 1-step `toon-s` student (`realtime/weights/toon-s-student.*`, distilled from the
+teacher on its own rollouts; docs/distillation.md), streaming with the window it was trained with. The
+teacher stays for offline rendering at 8 steps. Should the student file be missing, the teacher's weights
+stream at 1 step with a reference-only window (each chunk from the reference frame and its audio: real
+time, and nothing can drift). Every command and the live engine load through `load_model`, so this is
+the one place that decides what "the shipped model" means.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +25,9 @@ STUDENT = WEIGHTS / "toon-s-student.safetensors"
 TEACHER = WEIGHTS / "toon-s-teacher.safetensors"
 AUTOENCODER = WEIGHTS / "ae-s.safetensors"
 STUDENT_STEPS = 1  # what the student was distilled for
-TEACHER_STEPS = 8
+TEACHER_STEPS = 8  # the teacher's own setting, offline
+SHIPPED_STEPS = 1  # without a student, the teacher's weights at 1 step fit the 80 ms chunk budget
+SHIPPED_WINDOW = 0  # with the reference-only window (see the module docstring)
 
 
 @dataclass
@@ -32,7 +38,40 @@ class LoadedModel:
     autoencoder: FrameAutoencoder
     steps: int
     path: Path
-    window: int  # clean chunks of context a session keeps (the checkpoint's stream_window_chunks)
+    window: int | None = None  # context chunks a session keeps (stream_window_chunks; None: the model's)
+    denoiser: Callable | None = None  # the per-chunk step's backend (None: the torch module itself)
+    backend: str = "torch"  # what `denoiser` runs on, as reported to users
+
+
+BACKENDS = ("torch", "onnx", "auto")
+
+
+def use_backend(loaded: LoadedModel, backend: str, cache_dir: str | Path | None = None) -> dict:
+    """Run the per-chunk step on `backend` (torch, onnx, or auto: the faster of the two, timed here).
+
+    The ONNX step is exported once per checkpoint into `cache_dir` (default: ~/.cache/bya). Returns the
+    timings the choice was made on (ms per full-window step) and sets loaded.denoiser / loaded.backend.
+    """
+    if backend not in BACKENDS:
+        raise CheckpointError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "torch":
+        loaded.denoiser, loaded.backend = None, "torch"
+        return {}
+    from realtime.onnx_step import OnnxDenoiser, export_step, pick_backend
+
+    cache = Path(cache_dir) if cache_dir is not None else Path.home() / ".cache" / "bya"
+    stamp = int(loaded.path.stat().st_mtime)
+    onnx_path = cache / f"{loaded.path.stem}-{stamp}.onnx"
+    if not onnx_path.is_file():
+        export_step(loaded.generator, onnx_path)
+    if backend == "onnx":
+        step = OnnxDenoiser(onnx_path)
+        loaded.denoiser, loaded.backend = step, f"onnxruntime:{step.provider}"
+        return {}
+    fn, name, timings = pick_backend(loaded.generator, onnx_path)
+    loaded.denoiser = None if name == "torch" else fn
+    loaded.backend = name
+    return timings
 
 
 def _training_facts(path: str | Path) -> dict:
@@ -55,12 +94,15 @@ def default_window(path: str | Path, model_window: int) -> int:
 def load_model(
     path: str | Path | None = None, autoencoder: str | Path | None = None, device: str = "cpu"
 ) -> LoadedModel:
-    """Load a generator checkpoint (default: the shipped student) with its autoencoder and step count."""
-    path = Path(path) if path is not None else STUDENT
+    """Load a generator checkpoint with its autoencoder, step count and window (default: the shipped one)."""
+    shipped = path is None and not STUDENT.is_file()
+    path = (STUDENT if STUDENT.is_file() else TEACHER) if path is None else Path(path)
     if not path.is_file():
         raise CheckpointError(f"model checkpoint {path} not found")
     gen = load_generator(path, device)
     ae = load_autoencoder(autoencoder if autoencoder is not None else AUTOENCODER).to(device)
     if ae.cfg.latent_channels != gen.cfg.latent_channels or ae.cfg.factor != gen.cfg.latent_factor:
         raise CheckpointError(f"{path} needs a {gen.cfg.latent_channels}-channel autoencoder")
+    if shipped:
+        return LoadedModel(gen, ae, SHIPPED_STEPS, path, SHIPPED_WINDOW)
     return LoadedModel(gen, ae, default_steps(path), path, default_window(path, gen.cfg.window_chunks))

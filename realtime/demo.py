@@ -15,12 +15,12 @@ from pathlib import Path
 
 from distill.clip import check_character_count, make_clip, truncate
 from distill.shards import ensure_writable_dir, save_clip
-from realtime.default_model import AUTOENCODER, STUDENT
+from realtime.default_model import AUTOENCODER
 from realtime.errors import BYAError
 from realtime.media import SUPPORTED_FRAME_SIZES
 from realtime.video_file import write_mp4
 
-DEFAULT_MODEL = str(STUDENT)
+DEFAULT_MODEL = None  # the shipped model (realtime/default_model.py)
 DEFAULT_AUTOENCODER = str(AUTOENCODER)
 
 
@@ -35,7 +35,7 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help=f"frame size, one of {SUPPORTED_FRAME_SIZES} (default: the model's)",
     )
-    p.add_argument("--model", default=DEFAULT_MODEL, help="generator checkpoint (safetensors + json)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="generator checkpoint (default: the shipped model)")
     p.add_argument("--autoencoder", default=DEFAULT_AUTOENCODER, help="frame autoencoder checkpoint")
     p.add_argument("--steps", type=int, default=None, help="sampling steps per chunk (default: the model's)")
     p.add_argument("--world", action="store_true", help="write the ground-truth render instead of generating")
@@ -56,7 +56,7 @@ def demo_command(args: argparse.Namespace) -> int:
         steps = loaded.steps if args.steps is None else args.steps
         if args.size not in (None, model.cfg.frame_size):
             raise BYAError(
-                f"--size {args.size}: the model {args.model} generates {model.cfg.frame_size} px frames"
+                f"--size {args.size}: the model {loaded.path} generates {model.cfg.frame_size} px frames"
             )
         size = model.cfg.frame_size
     else:
@@ -92,7 +92,7 @@ def demo_command(args: argparse.Namespace) -> int:
         )
         took = time.perf_counter() - start
         print(
-            f"generated {len(gen.frames)} frames with {Path(args.model).name} ({steps} steps, {loaded.window} context chunks) in {took:.1f} s "
+            f"generated {len(gen.frames)} frames with {loaded.path.name} ({steps} steps, {loaded.window} context chunks) in {took:.1f} s "
             f"({len(gen.frames) / took:.1f} frames/s on this machine)"
         )
         clip = truncate(clip, len(gen.frames))

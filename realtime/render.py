@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,19 +131,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="a face box in a photo scene (repeat)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the built-in scene and the sampler")
-    p.add_argument("--model", help="generator checkpoint (default: the shipped student, else the teacher)")
+    p.add_argument(
+        "--model", help="generator checkpoint (default: the shipped model, realtime/default_model.py)"
+    )
     p.add_argument("--steps", type=int, help="sampling steps per chunk (default: the checkpoint's)")
 
 
 def _load_model(path: str | None):
-    from realtime.default_model import STUDENT, TEACHER, load_model
+    from realtime.default_model import load_model
 
-    if path is None and not STUDENT.is_file():
-        print(
-            f"bya render: the student {STUDENT.name} is not shipped yet; using {TEACHER.name}",
-            file=sys.stderr,
-        )
-        path = str(TEACHER)
     if path is not None and not Path(path).is_file():
         raise CheckpointError(f"--model {path}: file not found")
     return load_model(path)

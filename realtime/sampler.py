@@ -77,6 +77,7 @@ def generate(
         steps=steps,
         seed=seed,
         external=route,
+        window_chunks=window_chunks,
     )
     chunks = session.push(audio[:, : session.samples_needed(n_chunks - 1)].astype(np.float32), decode=False)
     if len(chunks) < n_chunks:

@@ -90,6 +90,7 @@ class ChunkScheduler:
             steps=steps,
             seed=seed,
             window_chunks=loaded.window,
+            denoiser=loaded.denoiser,
         )
         self.cost = cost if cost is not None else CostModel()
         self.chunk_frames = cfg.chunk_frames

@@ -52,6 +52,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--virtual-camera", action="store_true", help="feed a virtual camera (pyvirtualcam)")
     parser.add_argument("--model", help="generator checkpoint (default: the shipped model)")
     parser.add_argument("--steps", type=int, help="sampling steps per chunk (default: the checkpoint's)")
+    parser.add_argument(
+        "--backend",
+        choices=("torch", "onnx", "auto"),
+        default="torch",
+        help="per-chunk step on PyTorch, ONNX Runtime, or auto: the faster of the two, timed at start",
+    )
     parser.add_argument("--max-viewers", type=int, default=4, help="WHEP sessions at once (default 4)")
     parser.add_argument("--max-speakers", type=int, default=8, help="WHIP sessions at once (default 8)")
 
@@ -86,15 +92,18 @@ def build_sinks(args: argparse.Namespace, size: tuple[int, int]) -> list:
 
 def build_room(args: argparse.Namespace):
     """The engine Room for the command line's model and scene, and the (width, height) of its video."""
-    from realtime.default_model import STUDENT, TEACHER, load_model
+    from realtime.default_model import load_model, use_backend
     from realtime.engine import Room
     from realtime.scene import load_scene
 
     path, steps = args.model, args.steps
-    if path is None and not STUDENT.is_file():  # before the student ships, the teacher at 1 step keeps time
-        print(f"bya serve: {STUDENT.name} not found; using {TEACHER.name} at 1 step", file=sys.stderr)
-        path, steps = TEACHER, steps or 1
     loaded = load_model(path)
+    timings = use_backend(loaded, args.backend)
+    picked = ", ".join(f"{k} {v:.1f} ms" for k, v in timings.items())
+    print(
+        f"bya serve: model step on {loaded.backend}" + (f" (timed: {picked})" if picked else ""),
+        file=sys.stderr,
+    )
     scene = load_scene(args.scene, args.characters, args.seed, size=loaded.generator.cfg.frame_size)
     room = Room(loaded, scene, steps=steps, seed=args.seed, max_inputs=args.max_speakers)
     height, width = scene.background.shape[:2]

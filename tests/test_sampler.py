@@ -74,3 +74,13 @@ def test_bad_inputs_name_the_problem(models) -> None:
         generate(g, ae, ref, masks, audio[:, :100], steps=1)
     with pytest.raises(ValueError, match="steps must be"):
         generate(g, ae, ref, masks, audio, steps=0)
+
+
+def test_the_context_window_is_honoured(models) -> None:
+    """window_chunks=0 (the reference alone) must give another clip than the model's full window."""
+    g, ae = models
+    ref, masks, audio = _scene(2)
+    full = generate(g, ae, ref, masks, audio, steps=1)
+    alone = generate(g, ae, ref, masks, audio, steps=1, window_chunks=0)
+    assert torch.equal(full.latents[:2], alone.latents[:2])  # the first chunk has no context either way
+    assert not torch.equal(full.latents[2:], alone.latents[2:])
