@@ -1,0 +1,166 @@
+"""Read mouth motion off received video: where each character's mouth is, and when it starts to move.
+
+The latency benchmark and the browser test see the room only as frames. A mouth "moves" in frame t when
+its region differs from that character's idle look (the mean of the idle frames just before a speech
+onset) by more than the idle frames themselves vary: energy > mean + k x std of the idle energies (and
+at least a floor above codec noise), for `hold` frames in a row. The first such frame is the motion
+onset. Mouth boxes come from the world scene's own renderer, so nothing here guesses where a mouth is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from realtime.errors import SceneError
+from realtime.scene import Scene, world_scene
+
+
+@dataclass(frozen=True)
+class MotionConfig:
+    """How a motion onset is told from idle noise."""
+
+    pad_px: int = 2  # grow each mouth box by this much: a generated mouth may sit a pixel or two off
+    baseline_frames: int = 12  # idle frames before the onset (480 ms at 25 fps) that define "still"
+    k_sigma: float = 4.0  # energy above idle mean + 4 std: ~1 false onset in 30 000 frames for Gaussian noise
+    min_rise: float = 1.5  # ...and at least this far above the idle mean (0-255 grey levels): codec noise
+    hold: int = 2  # frames in a row above the threshold; one noisy frame is not a mouth opening
+    search_frames: int = 25  # look this far after the onset (1 s); no motion by then is "not detected"
+
+
+@dataclass(frozen=True)
+class MotionOnset:
+    """Result of one search: the first moving frame (None if none) and the numbers it was judged by."""
+
+    frame: int | None  # index into the frames given, or None
+    threshold: float  # energy the mouth had to exceed
+    idle_mean: float
+    idle_std: float
+    peak: float  # highest energy in the search window
+
+
+# -- where the mouths are ----------------------------------------------------------------------------
+def scene_mouth_boxes(scene: Scene, seed: int) -> np.ndarray:
+    """(N, 4) mouth boxes x0, y0, x1, y1 in canvas pixels of a world or file scene rendered with `seed`."""
+    from distill.clip import DialogueTrack
+    from distill.render import render_scene
+    from realtime.media import SAMPLES_PER_FRAME
+
+    if scene.description is None:
+        raise SceneError("mouth boxes are known only for world and file scenes (a photo scene has none)")
+    n = scene.n_characters
+    silent = DialogueTrack(
+        np.zeros((n, SAMPLES_PER_FRAME), np.float32),
+        np.zeros((n, 1), np.float32),
+        np.zeros((n, 1), np.int8),
+        np.zeros((n, 1), bool),
+    )
+    r = render_scene(scene.description, silent, size=scene.size, seed=seed)
+    if not np.array_equal(r.frames[0], scene.reference):
+        raise SceneError(f"the scene does not re-render with seed {seed}: its mouth boxes are unknown")
+    x0, y0, x1, y1 = scene.region
+    scale = np.array([(x1 - x0), (y1 - y0)] * 2, np.float32) / scene.size
+    return r.mouth_boxes[0] * scale + np.array([x0, y0, x0, y0], np.float32)
+
+
+def mouth_visible(scene: Scene, boxes: np.ndarray, k: int) -> float:
+    """Fraction of character k's mouth box where k is the front-most character (others may hide it)."""
+    x0, y0, x1, y1 = np.round(boxes[k]).astype(int).clip(0, scene.size)
+    masks = scene.masks[:, y0:y1, x0:x1]
+    return float(((masks.argmax(0) == k) & (masks[k] > 0.5)).mean()) if masks.size else 0.0
+
+
+def separated_world_scene(n: int, seed: int, size: int, pad_px: int, tries: int = 200) -> tuple[Scene, int]:
+    """The first world scene from `seed` on whose mouths are all visible and whose padded mouth boxes do
+    not overlap: one character's motion must not be read as another's. Returns (scene, its seed)."""
+    for s in range(seed, seed + tries):
+        scene = world_scene(n, s, size)
+        boxes = scene_mouth_boxes(scene, s)
+        grown = boxes + np.array([-pad_px, -pad_px, pad_px, pad_px])
+        apart = all(
+            grown[i, 2] <= grown[j, 0]
+            or grown[j, 2] <= grown[i, 0]
+            or grown[i, 3] <= grown[j, 1]
+            or grown[j, 3] <= grown[i, 1]
+            for i in range(n)
+            for j in range(i + 1, n)
+        )
+        if apart and all(mouth_visible(scene, boxes, k) >= 0.9 for k in range(n)):
+            return scene, s
+    raise SceneError(
+        f"no world scene with {n} separated, visible mouths among seeds {seed}..{seed + tries - 1}"
+    )
+
+
+# -- how much a mouth moves --------------------------------------------------------------------------
+def crop(frames: np.ndarray, box: np.ndarray, pad_px: int) -> np.ndarray:
+    """(T, h, w, 3) float32 crops of (T, H, W, 3) frames around a box grown by pad_px, clipped to the frame."""
+    h, w = frames.shape[1:3]
+    x0 = max(0, int(np.floor(box[0])) - pad_px)
+    y0 = max(0, int(np.floor(box[1])) - pad_px)
+    x1 = min(w, int(np.ceil(box[2])) + pad_px)
+    y1 = min(h, int(np.ceil(box[3])) + pad_px)
+    if x1 <= x0 or y1 <= y0:
+        raise ValueError(f"mouth box {box.tolist()} lies outside the {w}x{h} frame")
+    return frames[:, y0:y1, x0:x1].astype(np.float32)
+
+
+def energy_against(crops: np.ndarray, idle: np.ndarray) -> np.ndarray:
+    """(T,) mean absolute difference (grey levels 0-255) of each crop from an idle look (h, w, 3)."""
+    return np.abs(crops - idle[None]).mean(axis=(1, 2, 3))
+
+
+def detect_motion_onset(
+    frames: np.ndarray,
+    box: np.ndarray,
+    onset: int,
+    cfg: MotionConfig = MotionConfig(),
+    start: int | None = None,
+) -> MotionOnset:
+    """First frame at or after `start` (default: `onset`) in which the mouth in `box` moves.
+
+    frames: (T, H, W, 3) uint8, consecutive at the video rate. The idle look and its noise come from
+    frames [onset - baseline_frames, onset), which must show the character still.
+    """
+    if frames.ndim != 4 or frames.shape[3] != 3:
+        raise ValueError(f"frames must be (T, H, W, 3), got {frames.shape}")
+    if not cfg.baseline_frames <= onset <= len(frames):
+        raise ValueError(
+            f"onset {onset} needs {cfg.baseline_frames} idle frames before it in {len(frames)} frames"
+        )
+    start = onset if start is None else start
+    if not 0 <= start <= onset + cfg.search_frames:
+        raise ValueError(f"start {start} must lie in [0, onset + search_frames]")
+    idle = crop(frames[onset - cfg.baseline_frames : onset], box, cfg.pad_px)
+    reference = idle.mean(0)
+    base = energy_against(idle, reference)
+    mean, std = float(base.mean()), float(base.std())
+    threshold = max(mean + cfg.k_sigma * std, mean + cfg.min_rise)
+    stop = min(len(frames), onset + cfg.search_frames + cfg.hold)
+    energy = energy_against(crop(frames[start:stop], box, cfg.pad_px), reference)
+    above = energy > threshold
+    found = None
+    for i in range(len(above) - cfg.hold + 1):
+        if start + i > onset + cfg.search_frames:
+            break
+        if above[i : i + cfg.hold].all():
+            found = start + i
+            break
+    return MotionOnset(found, threshold, mean, std, float(energy.max()) if len(energy) else 0.0)
+
+
+def activity_contrast(crops: np.ndarray, speech: np.ndarray) -> dict:
+    """How much more a mouth departs from its idle look while its voice speaks than in silence.
+
+    crops: (T, h, w, 3) of one mouth; speech: (T,) bool, frames whose audio is this character's speech.
+    The idle look is the median of the silent frames; returns the mean energy in speech and in silence
+    and their ratio (1.0: the mouth does not react to its voice).
+    """
+    speech = np.asarray(speech, bool)
+    if speech.shape != (len(crops),) or speech.all() or not speech.any():
+        raise ValueError("speech must be a (T,) mask with both speech and silent frames")
+    idle = np.median(crops[~speech], axis=0)
+    energy = energy_against(crops, idle)
+    on, off = float(energy[speech].mean()), float(energy[~speech].mean())
+    return {"speech": round(on, 3), "silence": round(off, 3), "ratio": round(on / max(off, 1e-6), 3)}
