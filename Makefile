@@ -13,6 +13,10 @@ $(VENV)/.installed: pyproject.toml .ci/system-packages
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	# resemblyzer (speaker embeddings, ships its weights) without its deps: it asks for the plain
+	# webrtcvad, which would overwrite webrtcvad-wheels' module and fail to import; pyproject lists the rest
+	$(PY) -m pip install --quiet --no-deps 'resemblyzer==0.1.4'
+	$(PY) -c 'import webrtcvad, resemblyzer; webrtcvad.Vad(2)'
 	touch $@
 
 demo: setup

@@ -107,7 +107,9 @@ class FileSource:
 class MicrophoneSource:
     """A local input device through sounddevice; blocks arrive from PortAudio's thread via a bounded queue."""
 
-    def __init__(self, rate: int = WEBRTC_AUDIO_RATE, block_ms: int = BLOCK_MS, device: int | str | None = None):
+    def __init__(
+        self, rate: int = WEBRTC_AUDIO_RATE, block_ms: int = BLOCK_MS, device: int | str | None = None
+    ):
         if rate not in SUPPORTED_RATES:
             raise AudioInputError(f"rate must be one of {SUPPORTED_RATES} Hz, got {rate!r}")
         self.sample_rate, self.block_ms = rate, _check_block_ms(block_ms)

@@ -25,8 +25,14 @@ def speaker_key(stream: str, speaker: int) -> str:
 
 
 def _check_n(n: int) -> int:
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or not MIN_CHARACTERS <= n <= MAX_CHARACTERS:
-        raise BindingError(f"number of characters must be an integer in [{MIN_CHARACTERS}, {MAX_CHARACTERS}], got {n!r}")
+    if (
+        isinstance(n, bool)
+        or not isinstance(n, int | np.integer)
+        or not MIN_CHARACTERS <= n <= MAX_CHARACTERS
+    ):
+        raise BindingError(
+            f"number of characters must be an integer in [{MIN_CHARACTERS}, {MAX_CHARACTERS}], got {n!r}"
+        )
     return int(n)
 
 
@@ -44,7 +50,9 @@ class BindingTable:
 
     def _check_key(self, key: str) -> str:
         if not isinstance(key, str) or not key or len(key) > 200:
-            raise BindingError(f"a binding key must be a non-empty string of at most 200 characters, got {key!r}")
+            raise BindingError(
+                f"a binding key must be a non-empty string of at most 200 characters, got {key!r}"
+            )
         return key
 
     def _check_character(self, character: int | None) -> int | None:

@@ -5,7 +5,8 @@ stream is embedded (`realtime.speaker_encoder`, GE2E) and scored against one cen
 from a few seconds of each character's voice ("enroll") or clustered on the fly ("online", up to 4). Each
 40 ms frame is decided lookahead_ms after it ends, from every window that covers it and has ended by
 then; VAD gates silence. With enrollment, per-speaker spectral dictionaries (`realtime.voice_dictionary`)
-also bind a second speaker when they carry enough of a frame's energy (overlapped speech).
+give each speaker's share of a frame's energy: it sharpens the choice at turn changes and, with
+overlap=True, binds a second speaker who carries enough of it (overlapped speech). Numbers: docs/audio.md.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from realtime.diarization_stream import DiarizationStream, SpeakerModel
+from realtime.diarization_stream import DiarizationStream
 from realtime.errors import DiarizationError
 from realtime.media import AUDIO_SAMPLE_RATE, MAX_CHARACTERS, SAMPLES_PER_FRAME
 from realtime.speaker_encoder import HOP, N_FFT, SpeakerEncoder, level_gain, mel_frames
+from realtime.speaker_model import SpeakerModel
 from realtime.stream_stft import StreamingSTFT
 from realtime.vad import FRAME_SAMPLES, VoiceActivity
 from realtime.voice_dictionary import learn_dictionary
@@ -30,20 +32,24 @@ RAMP_MS = 5  # split(): a track fades in and out over 5 ms at each decision edge
 
 @dataclass(frozen=True)
 class DiarizerConfig:
-    """How the diarizer trades accuracy, latency and CPU (defaults measured by realtime.bench_diarization)."""
+    """How the diarizer trades accuracy, latency and CPU (defaults chosen on world seeds 1-12 with
+    `python -m realtime.bench_diarization --tuning`; held-out scores in docs/audio.md)."""
 
     mode: str = "enroll"  # "enroll": centroids from each character's voice; "online": clusters as it goes
-    window_ms: int = 1000  # embedding window: 0.4 s is noisy, 1.6 s blurs turn changes (0.8-1.2 s best)
-    hop_ms: int = 40  # one window per video frame; 80 halves the CPU for ~1 point of accuracy
+    window_ms: int = 1000  # embedding window: 0.4 s is noisy, 1.2 s already blurs turn changes
+    hop_ms: int = 80  # a window every 2 video frames: 40 costs 1.7x the CPU for the same accuracy
     lookahead_ms: int = 500  # a frame is decided this long after it ends: the diarizer's added latency
     max_speakers: int = MAX_CHARACTERS  # online mode opens at most this many clusters
-    overlap: bool = True  # enroll mode: bind a second speaker in overlapped speech (spectral dictionaries)
+    overlap: bool = False  # enroll: also bind a second speaker in overlapped speech (costs single frames)
     overlap_threshold: float = 0.375  # share of a frame's energy that makes the second speaker audible
     overlap_smooth_frames: int = 7  # frames (centred) the energy shares are averaged over: 280 ms
+    share_weight: float = 0.4  # enroll: energy shares added to the embedding score for the top (+3 points)
     vad: str = "webrtc"  # backend of realtime.vad that gates silence
-    vad_spread_frames: int = 2  # a frame is speech if VAD heard speech within this many frames of it
-    join_similarity: float = 0.75  # online: a window this close to a centroid belongs to that speaker
-    new_speaker_windows: int = 10  # online: this many consecutive far windows (400 ms) open a speaker
+    vad_spread_frames: int = 0  # a frame is speech if VAD heard speech within this many frames of it
+    join_similarity: float = 0.85  # online: a window this close to a centroid is that speaker
+    update_similarity: float = 0.9  # online: only windows this close move the centroid (no drift to a blend)
+    new_speaker_similarity: float = 0.75  # online: windows below this for every centroid may open a speaker
+    new_speaker_ms: int = 400  # online: consecutive such windows spanning this long open one
     min_window_ms: int = 200  # windows are shorter than window_ms only at the stream start; never this short
 
     def check(self) -> DiarizerConfig:
@@ -51,14 +57,18 @@ class DiarizerConfig:
         if self.mode not in MODES:
             raise DiarizationError(f"mode must be one of {MODES}, got {self.mode!r}")
         if not (400 <= self.window_ms <= 3000 and self.window_ms % 10 == 0):
-            raise DiarizationError(f"window_ms must be a multiple of 10 in [400, 3000], got {self.window_ms!r}")
+            raise DiarizationError(
+                f"window_ms must be a multiple of 10 in [400, 3000], got {self.window_ms!r}"
+            )
         if not (10 <= self.hop_ms <= self.window_ms and self.hop_ms % 10 == 0):
             raise DiarizationError(f"hop_ms must be a multiple of 10 in [10, window_ms], got {self.hop_ms!r}")
         need = 40 * max(self.vad_spread_frames, self.overlap_smooth_frames // 2 + 1, 1)
         if not need <= self.lookahead_ms <= 5000:
             raise DiarizationError(f"lookahead_ms must be in [{need}, 5000], got {self.lookahead_ms!r}")
         if not 1 <= self.max_speakers <= MAX_CHARACTERS:
-            raise DiarizationError(f"max_speakers must be in [1, {MAX_CHARACTERS}], got {self.max_speakers!r}")
+            raise DiarizationError(
+                f"max_speakers must be in [1, {MAX_CHARACTERS}], got {self.max_speakers!r}"
+            )
         if not 0.0 < self.overlap_threshold < 1.0:
             raise DiarizationError(f"overlap_threshold must be in (0, 1), got {self.overlap_threshold!r}")
         return self
@@ -80,7 +90,7 @@ def check_audio(audio: np.ndarray, what: str) -> np.ndarray:
 class Diarizer:
     """Streaming who-speaks-when for one mixed stream; characters from enrollment or online clusters."""
 
-    def __init__(self, mode: str = "enroll", window_ms: int = 1000, hop_ms: int = 40, **options) -> None:
+    def __init__(self, mode: str = "enroll", window_ms: int = 1000, hop_ms: int = 80, **options) -> None:
         try:
             self.config = DiarizerConfig(mode=mode, window_ms=window_ms, hop_ms=hop_ms, **options).check()
         except TypeError as e:
@@ -109,11 +119,15 @@ class Diarizer:
             model = SpeakerModel(
                 [self._centroids[c] for c in chars], chars, online=False, config=cfg, dictionaries=None
             )
-            if cfg.overlap and len(chars) > 1:
+            if self._uses_dictionaries and len(chars) > 1:
                 model.dictionaries = [self._dictionaries[c] for c in chars]
         else:
             model = SpeakerModel([], [], online=True, config=cfg, dictionaries=None)
         return DiarizationStream(cfg, model, self.encoder)
+
+    @property
+    def _uses_dictionaries(self) -> bool:
+        return self.config.overlap or self.config.share_weight > 0
 
     def reset(self) -> None:
         """Start a new stream (enrollment is kept; online clusters are forgotten)."""
@@ -136,7 +150,7 @@ class Diarizer:
                 f"enrollment of character {character} needs >= {MIN_ENROLL_SPEECH_S:g} s of speech, got {speech_s:.1f} s"
             )
         self._centroids[int(character)] = self._centroid(audio, vad)
-        if self.config.overlap:
+        if self._uses_dictionaries:
             self._dictionaries[int(character)] = learn_dictionary(audio)
         self.reset()
 
@@ -153,7 +167,9 @@ class Diarizer:
         if not windows:
             raise DiarizationError("enrollment audio has no window that is mostly speech")
         lengths = {len(w) for w in windows}
-        emb = np.concatenate([self.encoder.embed(np.stack([w for w in windows if len(w) == n])) for n in lengths])
+        emb = np.concatenate(
+            [self.encoder.embed(np.stack([w for w in windows if len(w) == n])) for n in lengths]
+        )
         centroid = emb.mean(0)
         return (centroid / max(float(np.linalg.norm(centroid)), 1e-9)).astype(np.float32)
 
@@ -205,6 +221,6 @@ def route(audio: np.ndarray, decisions: list[Decision], k: int) -> np.ndarray:
     gains = np.repeat(masks.astype(np.float32), SAMPLES_PER_FRAME, axis=1)[:, : len(audio)]
     ramp = max(1, AUDIO_SAMPLE_RATE * RAMP_MS // 1000)
     kernel = np.ones(ramp, np.float32) / ramp
-    gains = np.stack([np.convolve(g, kernel, mode="same") for g in gains])  # linear fades, no clicks
+    pad = (ramp // 2, ramp - 1 - ramp // 2)  # edge padding: the stream's own ends are not faded
+    gains = np.stack([np.convolve(np.pad(g, pad, mode="edge"), kernel, mode="valid") for g in gains])
     return (gains * audio[None]).astype(np.float32)
-

@@ -1,7 +1,7 @@
 """The streaming core of `realtime.diarization`: windows, scores, clusters and per-frame decisions.
 
 `DiarizationStream` holds everything one mixed stream needs between pushes (STFT and VAD state, the
-scores each 40 ms frame has collected, overlap energies); `SpeakerModel` holds who it scores against.
+windows each 40 ms frame will be scored on, overlap energies); `SpeakerModel` holds who it scores against.
 A window is embedded as soon as its audio is in; frame f is decided once the stream reaches
 (f + 1) * 40 ms + lookahead, from exactly the windows that have ended by then, so decisions do not
 depend on how the audio was cut into blocks.
@@ -9,12 +9,14 @@ depend on how the audio was cut into blocks.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from realtime.media import AUDIO_SAMPLE_RATE, SAMPLES_PER_FRAME
 from realtime.speaker_encoder import HOP, N_FFT, N_MELS, SpeakerEncoder, level_gain, mel_frames
+from realtime.speaker_model import SpeakerModel
 from realtime.stream_stft import StreamingSTFT
 from realtime.vad import FRAME_SAMPLES, VoiceActivity
 from realtime.voice_dictionary import VoiceShares
@@ -26,58 +28,6 @@ MELS_PER_FRAME = SAMPLES_PER_FRAME // HOP  # 4 mel frames per 40 ms frame
 VADS_PER_FRAME = SAMPLES_PER_FRAME // FRAME_SAMPLES  # 2 VAD frames per 40 ms frame
 SPEECHY_SHARE = 0.8  # online: only windows this full of speech move or open clusters
 BATCH = 64  # windows embedded per encoder call when a long block arrives (split())
-
-
-class SpeakerModel:
-    """Centroids to score windows against: fixed from enrollment, or clusters opened and moved online."""
-
-    def __init__(
-        self,
-        centroids: list[np.ndarray],
-        characters: list[int],
-        online: bool,
-        config: DiarizerConfig,
-        dictionaries: list[np.ndarray] | None,
-    ) -> None:
-        self.centroids = [c.copy() for c in centroids]
-        self.characters = list(characters)  # slot -> character index
-        self.online, self.config, self.dictionaries = online, config, dictionaries
-        self.slots = config.max_speakers if online else len(centroids)
-        self._sums = [c.copy() for c in centroids]  # online: running sums behind each centroid
-        self._candidate: list[np.ndarray] = []  # online: consecutive windows far from every centroid
-
-    def scores(self, emb: np.ndarray) -> np.ndarray:
-        """(slots,) cosine similarity to each centroid; -1 for a slot with no speaker yet."""
-        out = np.full(self.slots, -1.0, np.float32)
-        if self.centroids:
-            out[: len(self.centroids)] = np.stack(self.centroids) @ emb
-        return out
-
-    def observe(self, emb: np.ndarray, speechy: bool) -> None:
-        """Online clustering: join the nearest cluster, or open a new one after enough far windows."""
-        if not self.online or not speechy or not np.any(emb):
-            return
-        cfg = self.config
-        sims = np.stack(self.centroids) @ emb if self.centroids else np.zeros(0)
-        if len(sims) and sims.max() >= cfg.join_similarity:
-            k = int(sims.argmax())
-            self._sums[k] = self._sums[k] + emb
-            self.centroids[k] = self._sums[k] / np.linalg.norm(self._sums[k])
-            self._candidate.clear()
-            return
-        if self._candidate and float(self._unit(self._candidate) @ emb) < cfg.join_similarity:
-            self._candidate.clear()  # the far windows are not one voice: start collecting again
-        self._candidate.append(emb)
-        if len(self._candidate) >= cfg.new_speaker_windows and len(self.centroids) < self.slots:
-            self._sums.append(np.sum(self._candidate, axis=0))
-            self.centroids.append(self._unit(self._candidate))
-            self.characters.append(len(self.characters))
-            self._candidate.clear()
-
-    @staticmethod
-    def _unit(embs: list[np.ndarray]) -> np.ndarray:
-        m = np.sum(embs, axis=0)
-        return m / max(float(np.linalg.norm(m)), 1e-9)
 
 
 class _Series:
@@ -117,7 +67,7 @@ class DiarizationStream:
         self._hop_energy = _Series()  # mean square of samples [j*HOP, (j+1)*HOP): window levels
         self._pending = np.zeros(0, np.float32)  # samples not yet in a whole hop
         self._next_window = 0  # window w ends at mel frame (w + 1) * hop
-        self._acc: dict[int, list] = {}  # frame -> [score sum (slots,), windows counted]
+        self._windows_kept: deque[tuple[int, int, np.ndarray]] = deque()  # (first, last frame, embedding)
         dicts = model.dictionaries
         self._shares = VoiceShares(dicts) if dicts else None
         self._energy = _Series((len(dicts),)) if dicts else None  # (10 ms frame, speaker) energy
@@ -175,9 +125,9 @@ class DiarizationStream:
         return level_gain(np.sqrt(energy)) if len(energy) else 1.0
 
     def _score_window(self, s: int, e: int, emb: np.ndarray) -> None:
+        """Let the model see the window, and keep it for the frames it covers and reaches in time."""
         speech = self._vad20.get(s // 2, e // 2)
         self.model.observe(emb, bool(len(speech)) and speech.mean() >= SPEECHY_SHARE)
-        scores = self.model.scores(emb)
         available = (e - 1) * HOP + N_FFT  # samples the window needed
         first = max(
             -(-(s - 2) // MELS_PER_FRAME),  # frame centres (mel 4f + 2) inside [s, e)
@@ -185,10 +135,8 @@ class DiarizationStream:
             self._next_frame,
         )
         last = (e - 3) // MELS_PER_FRAME
-        for f in range(first, last + 1):
-            acc = self._acc.setdefault(f, [np.zeros(self.model.slots, np.float64), 0])
-            acc[0] += scores
-            acc[1] += 1
+        if first <= last:
+            self._windows_kept.append((first, last, emb))
 
     # -- decisions ----------------------------------------------------------------------------------------
     def _decide(self) -> list[Decision]:
@@ -196,8 +144,9 @@ class DiarizationStream:
         while (self._next_frame + 1) * SAMPLES_PER_FRAME + self._lookahead <= self.received:
             f = self._next_frame
             labels.append((f, self._label(f)))
-            self._acc.pop(f, None)
             self._next_frame += 1
+            while self._windows_kept and self._windows_kept[0][1] < self._next_frame:
+                self._windows_kept.popleft()  # windows end in order, so the oldest end first
         spread = self.config.vad_spread_frames
         self._vad20.trim((self._next_frame - spread) * VADS_PER_FRAME)
         if self._energy is not None:
@@ -207,18 +156,22 @@ class DiarizationStream:
     def _label(self, f: int) -> list[int | None]:
         spread = self.config.vad_spread_frames
         vad = self._vad20.get((f - spread) * VADS_PER_FRAME, (f + spread + 1) * VADS_PER_FRAME)
-        acc = self._acc.get(f)
-        if not vad.any() or acc is None or acc[1] == 0 or not self.model.centroids:
+        embs = [emb for first, last, emb in self._windows_kept if first <= f <= last]
+        if not vad.any() or not embs or not self.model.centroids:
             return [None]
-        scores = acc[0] / acc[1]
+        # scored now, not when embedded: a speaker opened online meanwhile also claims its first windows
+        scores = np.mean([self.model.scores(emb) for emb in embs], axis=0)
+        share = None
+        if self._energy is not None:
+            half = self.config.overlap_smooth_frames // 2
+            energy = self._energy.get((f - half) * MELS_PER_FRAME, (f + half + 1) * MELS_PER_FRAME).sum(0)
+            share = energy / max(float(energy.sum()), 1e-12)
+            scores = scores + self.config.share_weight * share
         top = int(np.argmax(scores))
         if scores[top] <= -1.0:  # online: no speaker yet
             return [None]
         out = [self.model.characters[top]]
-        if self._energy is not None and len(self.model.characters) > 1:
-            half = self.config.overlap_smooth_frames // 2
-            energy = self._energy.get((f - half) * MELS_PER_FRAME, (f + half + 1) * MELS_PER_FRAME).sum(0)
-            share = energy / max(float(energy.sum()), 1e-12)
+        if share is not None and self.config.overlap and len(self.model.characters) > 1:
             share[top] = -1.0
             second = int(np.argmax(share))
             if share[second] > self.config.overlap_threshold:

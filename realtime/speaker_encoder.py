@@ -9,6 +9,7 @@ so embeddings are computed per window as audio arrives instead of per utterance.
 from __future__ import annotations
 
 import functools
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -29,7 +30,9 @@ def _encoder() -> torch.nn.Module:
     try:
         from resemblyzer import VoiceEncoder
     except ImportError as e:  # the Makefile installs it with --no-deps; see docs/audio.md
-        raise AudioBackendError(f"speaker embeddings need resemblyzer (pip install --no-deps resemblyzer): {e}") from e
+        raise AudioBackendError(
+            f"speaker embeddings need resemblyzer (pip install --no-deps resemblyzer): {e}"
+        ) from e
     encoder = VoiceEncoder("cpu", verbose=False)
     encoder.eval()
     return encoder
@@ -54,6 +57,16 @@ def level_gain(audio: np.ndarray) -> float:
     return (10.0 ** (TARGET_DBFS / 20.0) / rms) ** 2
 
 
+@functools.cache
+def _one_thread_worker() -> ThreadPoolExecutor:
+    # torch's intra-op thread count is per calling thread: this worker's is 1, whatever the caller's is.
+    # A batch-of-one LSTM gains nothing from a second thread, and on the shared 2-core CPU the second
+    # one spins: the diarization tests took 271 s with 2 threads against 12 s with 1 under similar load.
+    return ThreadPoolExecutor(
+        1, thread_name_prefix="speaker-encoder", initializer=torch.set_num_threads, initargs=(1,)
+    )
+
+
 class SpeakerEncoder:
     """Batches of level-normalised mel windows -> unit-norm 256-d speaker embeddings (numpy)."""
 
@@ -66,6 +79,9 @@ class SpeakerEncoder:
             raise ValueError(f"mels must be (batch, frames, {N_MELS}), got {mels.shape}")
         if len(mels) == 0:
             return np.zeros((0, EMBED_DIM), np.float32)
+        return _one_thread_worker().submit(self._run, np.ascontiguousarray(mels, np.float32)).result()
+
+    def _run(self, mels: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            out = self._model(torch.from_numpy(np.ascontiguousarray(mels, np.float32))).numpy()
+            out = self._model(torch.from_numpy(mels)).numpy()
         return np.nan_to_num(out)  # an all-silent window has a zero embedding, not NaN

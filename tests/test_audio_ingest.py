@@ -206,7 +206,9 @@ def test_speaking_holds_over_short_pauses_and_drops_in_silence(speech_track):
 
 def test_silero_missing_gives_a_clear_error(monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "silero_vad" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "silero_vad" else real(name, *a)
+    )
     with pytest.raises(AudioBackendError, match="pip install silero-vad"):
         StreamIngest(16000, vad="silero")
 
@@ -266,6 +268,6 @@ def _has_input_device() -> bool:
 
 @pytest.mark.skipif(_has_input_device(), reason="this machine has an audio input device")
 def test_microphone_without_a_device_is_a_clear_error():
-    with pytest.raises(AudioDeviceError, match="no (usable )?audio input") as info:
+    with pytest.raises(AudioDeviceError, match=r"no (usable )?audio input") as info:
         MicrophoneSource()
     assert "\n" not in str(info.value)
