@@ -98,7 +98,7 @@ def load_model(
     shipped = path is None and not STUDENT.is_file()
     path = (STUDENT if STUDENT.is_file() else TEACHER) if path is None else Path(path)
     if not path.is_file():
-        raise CheckpointError(f"model checkpoint {path} not found")
+        raise CheckpointError(f"model checkpoint {path} is missing (not found)")
     gen = load_generator(path, device)
     ae = load_autoencoder(autoencoder if autoencoder is not None else AUTOENCODER).to(device)
     if ae.cfg.latent_channels != gen.cfg.latent_channels or ae.cfg.factor != gen.cfg.latent_factor:
