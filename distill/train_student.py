@@ -26,7 +26,15 @@ import torch
 
 from distill.latent_data import LatentPool
 from distill.shards import clip_seed
-from distill.train_teacher import LOSS_WEIGHTS, TRAIN_SEED, _save_state, router_losses, save_loss_plot
+from distill.train_teacher import (
+    LOSS_WEIGHTS,
+    TRAIN_SEED,
+    _load_state,
+    _save_state,
+    ema_update,
+    router_losses,
+    save_loss_plot,
+)
 from realtime.autoencoder import load_autoencoder
 from realtime.errors import BYAError
 from realtime.generator import Generator
@@ -134,15 +142,8 @@ def train(args: argparse.Namespace) -> dict:
         {"params": [p for p, a in zip(params, is_audio, strict=True) if not a], "scale": 1.0},
     ]
     opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=0.01, betas=(0.9, 0.99))
-    step, spent, log = 0, 0.0, []
     state_path = out / "state.pt"
-    if args.resume and state_path.is_file():
-        state = torch.load(state_path, map_location=device)
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        opt.load_state_dict(state["opt"])
-        step, spent, log = state["step"], state["seconds"], state["log"]
-        print(f"resumed at step {step} ({spent / 60:.1f} min spent)", flush=True)
+    step, spent, log = _load_state(state_path, model, ema, opt, device) if args.resume else (0, 0.0, [])
     rng = np.random.default_rng([args.seed, step])
     pool = LatentPool(cfg, ae, args.device)
     t0 = time.perf_counter()
@@ -172,10 +173,7 @@ def train(args: argparse.Namespace) -> dict:
         )
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        with torch.no_grad():
-            decay = min(args.ema, (1 + step) / (10 + step))
-            for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
-                pe.lerp_(pm, 1 - decay)
+        ema_update(ema, model, step, args.ema)
         step += 1
         samples += args.batch * args.rollout
         if step % args.log_every == 0:

@@ -170,15 +170,8 @@ def train(args: argparse.Namespace) -> dict:
     ema.load_state_dict(model.state_dict())
     ema.requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01, betas=(0.9, 0.99))
-    step, spent, log = 0, 0.0, []
     state_path = out / "state.pt"
-    if args.resume and state_path.is_file():
-        state = torch.load(state_path, map_location=device)
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        opt.load_state_dict(state["opt"])
-        step, spent, log = state["step"], state["seconds"], state["log"]
-        print(f"resumed at step {step} ({spent / 60:.1f} min spent)", flush=True)
+    step, spent, log = _load_state(state_path, model, ema, opt, device) if args.resume else (0, 0.0, [])
     rng = np.random.default_rng([args.seed, step])
     t0 = time.perf_counter()
     pool = LatentPool(cfg, ae, args.device)
@@ -204,10 +197,7 @@ def train(args: argparse.Namespace) -> dict:
         losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        with torch.no_grad():
-            decay = min(args.ema, (1 + step) / (10 + step))
-            for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
-                pe.lerp_(pm, 1 - decay)
+        ema_update(ema, model, step, args.ema)
         step += 1
         samples += args.batch
         if step % args.log_every == 0:
@@ -250,6 +240,26 @@ def train(args: argparse.Namespace) -> dict:
         save_loss_plot(log, out / "loss.png")
     print(json.dumps(facts, indent=1), flush=True)
     return facts
+
+
+@torch.no_grad()
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, step: int, decay: float) -> None:
+    """Move the EMA weights toward the model's (a warm-up keeps early steps from being averaged in long)."""
+    d = min(decay, (1 + step) / (10 + step))
+    for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
+        pe.lerp_(pm, 1 - d)
+
+
+def _load_state(path: Path, model, ema, opt, device) -> tuple[int, float, list]:
+    """Restore a run saved by `_save_state` -> (step, seconds spent, log); a fresh start if none exists."""
+    if not path.is_file():
+        return 0, 0.0, []
+    state = torch.load(path, map_location=device)
+    model.load_state_dict(state["model"])
+    ema.load_state_dict(state["ema"])
+    opt.load_state_dict(state["opt"])
+    print(f"resumed at step {state['step']} ({state['seconds'] / 60:.1f} min spent)", flush=True)
+    return state["step"], state["seconds"], state["log"]
 
 
 def _save_state(path: Path, model, ema, opt, step: int, seconds: float, log: list) -> None:

@@ -7,45 +7,14 @@ can vanish without a goodbye (their sockets closed, no DTLS close) to test what 
 from __future__ import annotations
 
 import asyncio
-import fractions
-import time
 
 import aiohttp
 import av
 import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError
 
-from realtime.media import WEBRTC_AUDIO_RATE
+from clients.python.audio_file import PacedAudioTrack
 from realtime.webrtc import rtc_configuration
-
-FRAME_SAMPLES = WEBRTC_AUDIO_RATE // 50  # 20 ms
-
-
-class WaveTrack(MediaStreamTrack):
-    """Plays (S,) float32 48 kHz audio in real time as 20 ms s16 frames, then silence."""
-
-    kind = "audio"
-
-    def __init__(self, audio: np.ndarray) -> None:
-        super().__init__()
-        self.pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
-        self.sent = 0
-        self._t0: float | None = None
-
-    async def recv(self) -> av.AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        if self._t0 is None:
-            self._t0 = time.monotonic()
-        await asyncio.sleep(max(0.0, self._t0 + self.sent / WEBRTC_AUDIO_RATE - time.monotonic()))
-        chunk = self.pcm[self.sent : self.sent + FRAME_SAMPLES]
-        chunk = np.pad(chunk, (0, FRAME_SAMPLES - len(chunk)))
-        frame = av.AudioFrame.from_ndarray(chunk[None], format="s16", layout="mono")
-        frame.sample_rate, frame.pts = WEBRTC_AUDIO_RATE, self.sent
-        frame.time_base = fractions.Fraction(1, WEBRTC_AUDIO_RATE)
-        self.sent += FRAME_SAMPLES
-        return frame
 
 
 async def post_offer(http: aiohttp.ClientSession, url: str, pc: RTCPeerConnection, token: str | None):
@@ -65,7 +34,7 @@ class Speaker:
 
     def __init__(self, audio: np.ndarray) -> None:
         self.pc = RTCPeerConnection(rtc_configuration())
-        self.track = WaveTrack(audio)
+        self.track = PacedAudioTrack(audio)  # the Python client's microphone-paced track
         self.pc.addTransceiver(self.track, direction="sendonly")
         self.location: str | None = None
 

@@ -9,7 +9,6 @@ reason. `connect_loopback` keeps a client's ICE candidates on 127.0.0.1 when the
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import urllib.parse
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import aiohttp
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from realtime.errors import BYAError
+from realtime.http_guard import is_loopback
 from realtime.webrtc import close_quietly, restrict_ice_addresses
 
 log = logging.getLogger(__name__)
@@ -45,13 +45,7 @@ def check_base_url(url: str) -> str:
 
 
 def is_loopback_url(url: str) -> bool:
-    host = urllib.parse.urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback(urllib.parse.urlsplit(url).hostname or "")
 
 
 def connect_loopback(base_url: str) -> None:
