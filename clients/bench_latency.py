@@ -26,6 +26,7 @@ import numpy as np
 
 from realtime.errors import BYAError
 from realtime.media import MAX_CHARACTERS, MIN_CHARACTERS
+from realtime.threads import live_threads
 
 BACKENDS = ("torch", "onnx")
 DEFAULT_OUT = "docs/bench/latency_cpu.json"
@@ -49,7 +50,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--onsets", type=int, default=20, help="speech onsets per run (default 20)")
     p.add_argument("--gap", type=float, default=1.4, help="silence between bursts, seconds (default 1.4)")
     p.add_argument("--seed", type=int, default=0, help="first world-scene seed tried (default 0)")
-    p.add_argument("--threads", type=int, default=2, help="torch / ONNX Runtime threads (default 2)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=live_threads(),
+        help="torch / ONNX Runtime threads (default: cores - 1)",
+    )
     p.add_argument(
         "--out", default=DEFAULT_OUT, help=f"JSON file; plots go beside it (default {DEFAULT_OUT})"
     )

@@ -8,7 +8,7 @@ Per onset (f_on = the frame whose 40 ms hold m_on):
   pipeline  = receive time of f_on - capture time: the first frame that carries the onset's audio
   glass     = receive time of the first frame in which the bound mouth moves - capture time
   response  = glass - pipeline (the model's own reaction, in frames of 40 ms; may be < 0 by lookahead)
-  pipeline  = ingest + chunk_wait + tick + features + denoise + decode + cache + composite + headroom
+  pipeline  = ingest + chunk_wait + tick + features + denoise + cache + decode + composite + headroom
               + clock_late + transport, exactly (compute stages are the room's mean timings; headroom
               is what remains of the room's fixed latency, see STAGE_NOTES)
 """
@@ -20,26 +20,28 @@ import numpy as np
 from clients.latency_session import SessionRecord
 from clients.mouth_motion import MotionConfig, detect_motion_onset
 from clients.speech_bursts import find_onset
+from realtime.engine import PULL_MS
 from realtime.media import FRAME_MS, WEBRTC_AUDIO_RATE
 from realtime.subscription import AUDIO_FRAME_MS
 
-COMPUTE = ("features", "denoise", "decode", "cache", "composite")  # the room's timings_ms, per chunk
+COMPUTE = ("features", "denoise", "cache", "decode", "composite")  # the room's timings_ms, per chunk
+PER_FRAME = ("decode", "composite")  # done frame by frame; the rest once per chunk, before frame 0
 STAGES = ("ingest", "chunk_wait", "tick", *COMPUTE, "headroom", "clock_late", "transport")
 INGEST_PARTS = ("mic_packet", "engine_jitter_buffer", "network_opus_aiortc")
 STAGE_NOTES = {
-    "ingest": "capture -> the room's media clock: 20 ms mic packet, Opus, RTP, aiortc + 40 ms engine jitter buffer",
+    "ingest": "capture -> the room's media clock: 20 ms mic packet, Opus, RTP, the engine's jitter buffer",
     "chunk_wait": "audio still to come after the onset before its chunk can run: rest of the chunk + lookahead + STFT tail",
-    "tick": "audio reaches the worker on the room's next 20 ms tick",
+    "tick": "audio reaches the worker on the room's next 10 ms pull",
     "features": "log-mel + audio encoder + window keys (audio encoding)",
     "denoise": "sampling steps of the denoiser",
-    "decode": "latent -> RGB (autoencoder decoder)",
+    "decode": "latent -> RGB (autoencoder decoder), frame by frame: the onset's frame and those before it in its chunk",
     "cache": "rolling K/V cache update",
     "composite": "paste onto the canvas",
     "headroom": "room latency minus the above: the margin a frame waits in the output queue (negative: late/skipped chunks)",
     "clock_late": "the room's clock tick emitting the frame after its due time (event-loop load)",
-    "transport": "emit -> received by the WHEP client: VP8 encode, RTP over loopback, jitter buffer, decode",
+    "transport": "emit -> received by the WHEP client: VP8 encode, RTP over loopback, frame-complete buffer, decode",
     "ingest_parts": "mic_packet: onset to the end of its 20 ms packet; engine_jitter_buffer: mean depth of the "
-    "inputs' playout buffers (sampled); network_opus_aiortc: the rest (Opus, loopback, aiortc's receive buffer)",
+    "inputs' playout buffers (sampled); network_opus_aiortc: the rest (Opus, loopback, RTP receive)",
     "response": "frames between the onset's frame and the first frame whose mouth moves (the model's reaction)",
 }
 MOUTH_VALID = {
@@ -137,12 +139,15 @@ def analyze_onsets(rec: SessionRecord, motion: MotionConfig | None = None) -> li
             )
             continue
         recv_on, emit_on = received[f_on].received, rec.emitted[f_on]
+        # frames are decoded one by one: frame `pos` of its chunk waited for its own and earlier decodes
+        done = (pos + 1) / rec.chunk_frames
+        work = {s: v * done if s in PER_FRAME else v for s, v in compute.items()}
         stages = {
             "ingest": 1000.0 * (t0 - t_cap) + m_on_ms,
             "chunk_wait": rec.chunk_wait_ms - FRAME_MS * pos - in_frame,
-            "tick": float(AUDIO_FRAME_MS),
-            **compute,
-            "headroom": lat - rec.chunk_wait_ms - AUDIO_FRAME_MS - sum(compute.values()) + FRAME_MS * pos,
+            "tick": float(PULL_MS),
+            **work,
+            "headroom": lat - rec.chunk_wait_ms - PULL_MS - sum(work.values()) + FRAME_MS * pos,
             "clock_late": 1000.0 * (emit_on - t0) - lat - FRAME_MS * f_on,
             "transport": 1000.0 * (recv_on - emit_on),
         }

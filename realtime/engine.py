@@ -1,6 +1,6 @@
 """The live engine: a Room generates one scene in real time from its audio inputs, for its subscribers.
 
-One media clock (time.monotonic) drives everything. Every 20 ms the room pulls what each input
+One media clock (time.monotonic) drives everything. Every 10 ms the room pulls what each input
 delivered, mixes it per character through the binding table and hands it to ONE worker thread that
 runs the chunk scheduler (model work never touches the event loop). Output frame f and the output audio
 at media time t leave at start + latency + f x 40 ms and start + latency + t: the audio is delayed by
@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 WARM_CHUNKS = 4  # chunks generated before the clock starts; the first (torch's lazy set-up) is not measured
 COST_HEADROOM = 1.25  # latency budget = 1.25 x the measured chunk cost + SAFETY_MS: absorbs jitter
 SAFETY_MS = 10.0  # worker wake-up and result hand-over
+PULL_MS = 10  # inputs are pulled this often: a chunk's last audio waits at most 10 ms for the worker
 SUSTAINABLE = 0.9  # a step count is sustainable when its chunk costs under 90% of the chunk's duration
 HISTORY = 250  # chunks of timings kept for stats (20 s)
 
@@ -76,6 +77,7 @@ class Room:
         self._task: asyncio.Task | None = None
         self._feed: queue.SimpleQueue = queue.SimpleQueue()  # per-character audio for the worker; None stops
         self._results: deque[ChunkOut] = deque()  # appended by the worker, drained by the clock
+        self._early: deque[tuple[int, np.ndarray]] = deque()  # frames as the worker composites them
         self._worker: threading.Thread | None = None
         self._failure: BaseException | None = None
         self._state = "new"
@@ -160,8 +162,8 @@ class Room:
         sustainable = next(
             (s for s in range(self.steps, 0, -1) if cost.estimate(s) <= SUSTAINABLE * 2 * FRAME_MS), 1
         )
-        floor_s = wait_s + AUDIO_FRAME_MS / 1000  # audio reaches the worker on the next 20 ms tick
-        measured = floor_s + (COST_HEADROOM * cost.estimate(sustainable) + SAFETY_MS) / 1000
+        floor_s = wait_s + PULL_MS / 1000  # audio reaches the worker on the next pull
+        measured = floor_s + (COST_HEADROOM * cost.first_frame(sustainable) + SAFETY_MS) / 1000
         if self.requested_latency_ms is None:
             self._delay = measured
         elif floor_s * 1000 <= self.requested_latency_ms <= 10_000:
@@ -179,10 +181,11 @@ class Room:
         self._state = "running"
         self._task = asyncio.create_task(self._run(), name="bya-room-clock")
         log.info(
-            "room started: latency %.0f ms (%d-step chunk %.1f ms)",
+            "room started: latency %.0f ms (%d-step chunk %.1f ms, first frame %.1f ms)",
             1e3 * self._delay,
             sustainable,
             cost.estimate(sustainable),
+            cost.first_frame(sustainable),
         )
 
     async def stop(self) -> None:
@@ -209,9 +212,20 @@ class Room:
         probe.cost = CostModel()  # the first chunk paid torch's lazy set-up: measure from the second on
         probe.feed(silence[:, probe.session.samples_needed(0) :])
         live = ChunkScheduler(
-            self.loaded, self.scene, self.steps, self.seed, self._deadline, probe.cost, self._clock
+            self.loaded,
+            self.scene,
+            self.steps,
+            self.seed,
+            self._deadline,
+            probe.cost,
+            self._clock,
+            self._frame_ready,
         )
         return probe.cost, probe.first_chunk_wait_s(), live
+
+    def _frame_ready(self, frame: int, image: np.ndarray) -> None:
+        """Called by the worker as each frame is composited: the clock may show it before its chunk ends."""
+        self._early.append((frame, image))
 
     def _deadline(self, index: int) -> float:
         return self._t0 + self._delay + index * 2 * FRAME_MS / 1000
@@ -238,9 +252,11 @@ class Room:
     # -- the clock (event loop) ---------------------------------------------------------------------------
     async def _run(self) -> None:
         tick = 0  # next 20 ms output audio frame
-        tick_s = AUDIO_FRAME_MS / 1000
+        tick_s, pull_s = AUDIO_FRAME_MS / 1000, PULL_MS / 1000
+        grid = self._t0 + self._delay  # wake-ups on a PULL_MS grid through the output ticks: inputs are
+        wake = self._t0  # pulled every PULL_MS, and every output tick leaves on time
         while True:
-            wait = self._t0 + self._delay + tick * tick_s - self._clock()
+            wait = wake - self._clock()
             if wait > 0:
                 await asyncio.sleep(wait)
             now = self._clock()
@@ -251,6 +267,7 @@ class Room:
                     self._emit_video(tick // AUDIO_FRAMES_PER_VIDEO_FRAME)
                 self._emit_audio(tick)
                 tick += 1
+            wake = now - (now - grid) % pull_s + pull_s  # the next slot (after a stall: skips the missed)
 
     def _pull(self, now: float) -> None:
         """Inputs -> per-character audio for the worker, and the mix for the output."""
@@ -269,6 +286,9 @@ class Room:
         self._out = np.concatenate((self._out, self._upsample.push(np.clip(mix, -1.0, 1.0))))
 
     def _collect(self) -> None:
+        while self._early:
+            frame, image = self._early.popleft()
+            self._ready[frame] = image
         while self._results:
             chunk = self._results.popleft()
             self._levels = chunk.levels
@@ -280,9 +300,7 @@ class Room:
             slack = 1e3 * (self._deadline(chunk.index) - chunk.done_at)
             self._counts["late_chunks"] += slack < 0
             self._slack_ms.append(slack)
-            self._timings.append(chunk.timings_ms)
-            for i, image in enumerate(chunk.images):
-                self._ready[chunk.first_frame + i] = image
+            self._timings.append(chunk.timings_ms)  # its frames came through _frame_ready already
 
     def _emit_video(self, frame: int) -> None:
         for stale in [k for k in self._ready if k < frame]:

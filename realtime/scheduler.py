@@ -14,7 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
+from realtime.autoencoder import tensor_to_frames
 from realtime.compositor import composite, mask_boxes
 from realtime.default_model import LoadedModel
 from realtime.media import AUDIO_SAMPLE_RATE, SAMPLES_PER_FRAME
@@ -36,7 +38,7 @@ class ChunkOut:
     boxes: np.ndarray  # (C, N, 4) float32 canvas-pixel boxes of the refined router masks, NaN when empty
     steps: int  # sampling steps used; 0 when skipped
     levels: np.ndarray  # (N,) RMS of each character's audio that completed this chunk: who is speaking
-    timings_ms: dict[str, float] = field(default_factory=dict)  # STAGES + total_ms
+    timings_ms: dict[str, float] = field(default_factory=dict)  # STAGES + first_frame_ms + total_ms
     done_at: float = 0.0  # the scheduler's clock when the chunk was finished (or skipped)
 
     @property
@@ -46,25 +48,32 @@ class ChunkOut:
 
 class CostModel:
     """Chunk cost = fixed + steps x per_step + spread (ms): moving averages of measured timings, plus the
-    mean deviation of the measured totals from the estimate, so a jittery machine plans with a margin."""
+    mean deviation of the measured totals from the estimate, so a jittery machine plans with a margin.
+    A chunk's first frame is out `tail_ms` before the chunk is done (the later frames' decode)."""
 
     ALPHA = 0.25  # weight of the newest chunk: follows a slowdown within ~4 chunks (320 ms)
 
     def __init__(self) -> None:
-        self.fixed_ms = self.per_step_ms = self.spread_ms = 0.0
+        self.fixed_ms = self.per_step_ms = self.spread_ms = self.tail_ms = 0.0
         self.measured = 0  # chunks seen; the first one sets the averages outright
 
     def update(self, timings_ms: dict[str, float], steps: int) -> None:
         a = self.ALPHA if self.measured else 1.0
         self.measured += 1
-        miss = abs(timings_ms["total_ms"] - self.fixed_ms - steps * self.per_step_ms)
-        fixed = timings_ms["total_ms"] - timings_ms["denoise_ms"]
-        self.fixed_ms += a * (fixed - self.fixed_ms)
+        total = timings_ms["total_ms"]
+        miss = abs(total - self.fixed_ms - steps * self.per_step_ms)
+        self.fixed_ms += a * (total - timings_ms["denoise_ms"] - self.fixed_ms)
         self.per_step_ms += a * (timings_ms["denoise_ms"] / steps - self.per_step_ms)
         self.spread_ms += a * (miss - self.spread_ms)
+        self.tail_ms += a * (total - timings_ms.get("first_frame_ms", total) - self.tail_ms)
 
     def estimate(self, steps: int) -> float:
+        """The whole chunk: what decides whether a step count keeps up with real time."""
         return self.fixed_ms + steps * self.per_step_ms + self.spread_ms
+
+    def first_frame(self, steps: int) -> float:
+        """Until the chunk's first frame is composited: what must fit before the chunk's deadline."""
+        return self.estimate(steps) - self.tail_ms
 
 
 class ChunkScheduler:
@@ -79,9 +88,11 @@ class ChunkScheduler:
         deadline: Callable[[int], float] | None = None,  # chunk index -> clock time its first frame is due
         cost: CostModel | None = None,  # starting estimates (the room measures them while warming up)
         clock: Callable[[], float] = time.monotonic,
+        on_frame: Callable[[int, np.ndarray], None] | None = None,  # (frame index, image) as each is ready
     ) -> None:
         cfg = loaded.generator.cfg
         self.scene, self.steps, self.deadline, self.clock = scene, steps, deadline, clock
+        self.on_frame, self.autoencoder = on_frame, loaded.autoencoder
         self.session = StreamingGenerator(
             loaded.generator,
             loaded.autoencoder,
@@ -115,7 +126,7 @@ class ChunkScheduler:
             return self.steps
         budget_ms = 1e3 * (self.deadline(index) - self.clock())
         for steps in range(self.steps, 0, -1):
-            if self.cost.estimate(steps) <= budget_ms:
+            if self.cost.first_frame(steps) <= budget_ms:
                 return steps
         return 1 if self.skips_in_a_row >= MAX_SKIPS else 0
 
@@ -138,7 +149,7 @@ class ChunkScheduler:
             self.skips_in_a_row = 0
             start = self.clock()
             self.session.steps = steps
-            (chunk,) = self.session.push(self.pending[:, :need])  # exactly one chunk completes
+            (chunk,) = self.session.push(self.pending[:, :need], decode=False)  # exactly one completes
             levels = _rms(self.pending[:, :need])
             self.pending = self.pending[:, need:]
             out.append(self._compose(index, chunk, steps, start, levels))
@@ -148,7 +159,7 @@ class ChunkScheduler:
         start = self.clock()
         index = self.next_index
         levels = _rms(self.pending)
-        chunks = self.session.push(self.pending) + self.session.flush()
+        chunks = self.session.push(self.pending, decode=False) + self.session.flush(decode=False)
         self.pending = self.pending[:, :0]
         out = []
         for i, chunk in enumerate(chunks):
@@ -167,12 +178,32 @@ class ChunkScheduler:
         return ChunkOut(index, index * self.chunk_frames, [], empty, 0, levels, {}, self.clock())
 
     def _compose(self, index: int, chunk, steps: int, start: float, levels: np.ndarray) -> ChunkOut:
-        t = self.clock()
+        """Decode and composite frame by frame: the first frame is handed on before the next is decoded."""
         scene = self.scene
-        images = [composite(scene.background, f, scene.region) for f in chunk.frames]
+        images: list[np.ndarray] = []
+        decode_ms = composite_ms = first_ms = 0.0
+        for i in range(len(chunk.latents)):
+            t = self.clock()
+            with torch.no_grad():
+                (frame,) = tensor_to_frames(self.autoencoder.decode(chunk.latents[i : i + 1]))
+            t_decoded = self.clock()
+            images.append(composite(scene.background, frame, scene.region))
+            done = self.clock()
+            decode_ms += 1e3 * (t_decoded - t)
+            composite_ms += 1e3 * (done - t_decoded)
+            if i == 0:
+                first_ms = 1e3 * (done - start)
+            if self.on_frame is not None:
+                self.on_frame(index * self.chunk_frames + i, images[-1])
         boxes = np.stack([mask_boxes(r, scene.region) for r in chunk.refined])
         done = self.clock()
-        timings = {**chunk.timings_ms, "composite_ms": 1e3 * (done - t), "total_ms": 1e3 * (done - start)}
+        timings = {
+            **chunk.timings_ms,
+            "decode_ms": decode_ms,
+            "composite_ms": composite_ms,
+            "first_frame_ms": first_ms,
+            "total_ms": 1e3 * (done - start),
+        }
         self.cost.update(timings, steps)
         return ChunkOut(index, index * self.chunk_frames, images, boxes, steps, levels, timings, done)
 

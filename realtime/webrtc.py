@@ -30,6 +30,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from realtime.errors import BYAError
 from realtime.media import RTP_VIDEO_CLOCK_RATE, VIDEO_FPS, WEBRTC_AUDIO_RATE
+from realtime.rtp_buffers import use_low_latency_buffers
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,7 @@ async def answer(
     """Apply the offer, send `tracks`, and return the answer SDP with every candidate (no trickle ICE)."""
     try:
         await pc.setRemoteDescription(offer)
+        use_low_latency_buffers(pc)  # the engine buffers audio itself: aiortc's 80 ms wait is pure delay
         for track in tracks:  # attach to the transceivers the offer created; kinds it lacks are skipped
             if any(t.kind == track.kind and t.sender.track is None for t in pc.getTransceivers()):
                 pc.addTrack(track)

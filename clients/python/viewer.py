@@ -22,6 +22,7 @@ from aiortc.mediastreams import MediaStreamError
 from clients.python.recording import Mp4Recorder
 from clients.python.signaling import RemoteSession, end_session, exchange, wait_connected
 from realtime.media import RTP_VIDEO_CLOCK_RATE, VIDEO_FPS, WEBRTC_AUDIO_RATE
+from realtime.rtp_buffers import use_low_latency_buffers
 from realtime.webrtc import rtc_configuration
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class WhepViewer:
         self.pc = RTCPeerConnection(rtc_configuration())
         self.pc.addTransceiver("video", direction="recvonly")
         self.pc.addTransceiver("audio", direction="recvonly")
+        use_low_latency_buffers(self.pc)  # frames on arrival, as a browser shows them (no 40/80 ms hold)
         self.video: list[ReceivedVideo] = []
         self.audio: list[ReceivedAudio] = []
         self.session: RemoteSession | None = None
