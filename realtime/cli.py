@@ -78,6 +78,21 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "clients.bench_latency:add_arguments",
         "clients.bench_latency:bench_command",
     ),
+    "bench load": (
+        "rooms this machine holds at >= 24 fps through bya serve (loopback), and the 503 for one more",
+        "clients.bench_load:add_arguments",
+        "clients.bench_load:bench_command",
+    ),
+    "bench soak": (
+        "a long 2-character dialogue through bya serve: memory, fps, latency and A/V offset over time",
+        "clients.bench_soak:add_arguments",
+        "clients.bench_soak:bench_command",
+    ),
+    "bench batching": (
+        "whether batching two rooms' model work is faster than one worker per room, on this machine",
+        "realtime.bench_batching:add_arguments",
+        "realtime.bench_batching:bench_command",
+    ),
     "train student": (
         "distil the teacher into the 1-step streaming student on its own rollouts; resumable",
         "distill.train_student:add_arguments",

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from realtime.autoencoder import FrameAutoencoder, load_autoencoder
 from realtime.errors import CheckpointError
 from realtime.generator import Generator
@@ -65,7 +67,7 @@ def use_backend(loaded: LoadedModel, backend: str, cache_dir: str | Path | None 
     if not onnx_path.is_file():
         export_step(loaded.generator, onnx_path)
     if backend == "onnx":
-        step = OnnxDenoiser(onnx_path)
+        step = OnnxDenoiser(onnx_path, threads=torch.get_num_threads())  # the same pool size as torch
         loaded.denoiser, loaded.backend = step, f"onnxruntime:{step.provider}"
         return {}
     fn, name, timings = pick_backend(loaded.generator, onnx_path)

@@ -41,7 +41,8 @@ __all__ = ["AudioFrameOut", "AudioInput", "Room", "Subscription", "VideoFrameOut
 
 log = logging.getLogger(__name__)
 
-WARM_CHUNKS = 4  # chunks generated before the clock starts; the first (torch's lazy set-up) is not measured
+WARM_CHUNKS = 12  # chunks generated before the clock starts (~0.5 s); the first UNMEASURED are not counted
+UNMEASURED = 3  # torch's lazy set-up and cold caches: the first chunks cost up to 1.5x the steady ones
 COST_HEADROOM = 1.25  # latency budget = 1.25 x the measured chunk cost + SAFETY_MS: absorbs jitter
 SAFETY_MS = 10.0  # worker wake-up and result hand-over
 PULL_MS = 10  # inputs are pulled this often: a chunk's last audio waits at most 10 ms for the worker
@@ -208,9 +209,10 @@ class Room:
         """Time a few chunks of a throwaway session; build the live one (its reference encoded) off the loop."""
         probe = ChunkScheduler(self.loaded, self.scene, self.steps, self.seed)
         silence = np.zeros((self.scene.n_characters, probe.session.samples_needed(WARM_CHUNKS)), np.float32)
-        probe.feed(silence[:, : probe.session.samples_needed(0)])
-        probe.cost = CostModel()  # the first chunk paid torch's lazy set-up: measure from the second on
-        probe.feed(silence[:, probe.session.samples_needed(0) :])
+        cold = probe.session.samples_needed(UNMEASURED - 1)
+        probe.feed(silence[:, :cold])
+        probe.cost = CostModel()  # measure from the first warm chunk on
+        probe.feed(silence[:, cold:])
         live = ChunkScheduler(
             self.loaded,
             self.scene,

@@ -17,6 +17,7 @@ import sys
 
 from realtime.http_guard import GuardConfig, ServerConfigError, is_loopback
 from realtime.media import MAX_CHARACTERS, MIN_CHARACTERS
+from realtime.threads import live_threads
 
 DEFAULT_PORT = 8080
 PEER_TIMEOUT_S = 10.0  # a vanished peer is dropped within about this long (ICE consent, track silence)
@@ -58,13 +59,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="torch",
         help="per-chunk step on PyTorch, ONNX Runtime, or auto: the faster of the two, timed at start",
     )
-    parser.add_argument("--max-viewers", type=int, default=4, help="WHEP sessions at once (default 4)")
-    parser.add_argument("--max-speakers", type=int, default=8, help="WHIP sessions at once (default 8)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=live_threads(),
+        help=f"model threads (default: cores - 1 = {live_threads()}; one core stays with WebRTC and the clock)",
+    )
+    parser.add_argument(
+        "--max-viewers", type=int, default=4, help="WHEP sessions at once per room (default 4)"
+    )
+    parser.add_argument(
+        "--max-speakers", type=int, default=8, help="WHIP sessions at once per room (default 8)"
+    )
+    parser.add_argument(
+        "--max-rooms",
+        type=int,
+        help="rooms at once, the default one included (default: as many as this machine measured it holds)",
+    )
+    parser.add_argument(
+        "--max-viewers-total",
+        type=int,
+        help="WHEP sessions at once over all rooms (default: what this machine measured it can encode)",
+    )
 
 
 def serve_command(args: argparse.Namespace) -> int:
     if not 1 <= args.port <= 65535:
         raise ServerConfigError(f"--port must be 1-65535, got {args.port}")
+    # speakers are engine inputs (at most 64 per room); the others only bound this process's work
+    for flag, top in (
+        ("threads", 256),
+        ("max_speakers", 64),
+        ("max_viewers", 1000),
+        ("max_rooms", 1000),
+        ("max_viewers_total", 1000),
+    ):
+        value = getattr(args, flag)
+        if value is not None and not 1 <= value <= top:
+            raise ServerConfigError(f"--{flag.replace('_', '-')} must be 1-{top}, got {value}")
     token = None if args.open else (args.token or secrets.token_urlsafe(18))
     guard = GuardConfig.build(token, args.open, args.host, args.cors_origin)
     # our own events (sessions starting and ending) at INFO; aiortc/aioice/aiohttp only when they warn
@@ -92,10 +124,13 @@ def build_sinks(args: argparse.Namespace, size: tuple[int, int]) -> list:
 
 def build_room(args: argparse.Namespace):
     """The engine Room for the command line's model and scene, and the (width, height) of its video."""
+    import torch
+
     from realtime.default_model import load_model, use_backend
     from realtime.engine import Room
     from realtime.scene import load_scene
 
+    torch.set_num_threads(args.threads)
     path, steps = args.model, args.steps
     loaded = load_model(path)
     timings = use_backend(loaded, args.backend)
@@ -124,7 +159,11 @@ async def _serve(args: argparse.Namespace, guard: GuardConfig) -> None:
     room, size = build_room(args)
     sinks = build_sinks(args, size)
     limits = ServerLimits(
-        max_speakers=args.max_speakers, max_viewers=args.max_viewers, idle_timeout_s=PEER_TIMEOUT_S
+        max_speakers=args.max_speakers,
+        max_viewers=args.max_viewers,
+        idle_timeout_s=PEER_TIMEOUT_S,
+        max_rooms=args.max_rooms,
+        max_viewers_total=args.max_viewers_total,
     )
     server = LiveServer(room, guard, limits, sinks)
     runner = web.AppRunner(server.app, handle_signals=False)
@@ -141,6 +180,19 @@ async def _serve(args: argparse.Namespace, guard: GuardConfig) -> None:
     host = f"[{args.host}]" if ":" in args.host else args.host
     fragment = f"#token={guard.token}" if guard.token else ""
     print(f"bya serve: {len(room.characters)} characters {list(room.characters)}", flush=True)
+    if server.capacity is not None:
+        c = server.capacity
+        print(
+            f"  capacity      one room's chunk {c.room_chunk_ms:.1f} ms of {c.chunk_ms:.0f} ms, VP8 "
+            f"{c.encode_ms:.1f} ms/frame -> measured {c.max_rooms} room(s), {c.max_viewers} viewer(s)",
+            flush=True,
+        )
+    print(
+        f"  limits        {server.max_rooms} room(s), {args.max_speakers} speakers and "
+        f"{args.max_viewers} viewers per room, {server.max_viewers_total} viewers in all "
+        f"(POST /rooms adds a room)",
+        flush=True,
+    )
     print(f"  speaker page  http://{host}:{args.port}/{fragment}", flush=True)
     print(f"  viewer (OBS)  http://{host}:{args.port}/viewer{fragment}", flush=True)
     print(

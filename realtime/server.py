@@ -1,11 +1,14 @@
 """The live server behind `bya serve`: WHIP ingest per character, WHEP playback, live re-binding, pages.
 
-One aiohttp application around one engine Room. `POST /whip/<character>` (RFC 9725) turns a client's
-audio into one of the room's inputs bound to that character; `POST /whep` sends the room's video and
-delayed mixed audio; `DELETE /sessions/<id>` ends either. `GET/PUT /binding` re-binds inputs while
-running; `/health` and `/stats` report. Every media and control endpoint passes realtime.http_guard
-first, so a request without the token never creates a peer connection. A peer that vanishes is found
-by ICE consent or by silence on its track, and its session is closed while the others go on.
+One aiohttp application around one or more engine Rooms sharing one model (realtime.rooms). `POST
+/whip/<character>` (RFC 9725) turns a client's audio into one of the room's inputs bound to that
+character; `POST /whep` sends the room's video and delayed mixed audio; `DELETE /sessions/<id>` ends
+either. `GET/PUT /binding` re-binds inputs while running; `/health` and `/stats` report. The same routes
+under `/rooms/<room>/` serve the rooms made with `POST /rooms`; admission (realtime.admission) refuses
+rooms and viewers past the measured capacity with 503. Every media and control endpoint passes
+realtime.http_guard first, so a request without the token never creates a peer connection. A peer that
+vanishes is found by ICE consent or by silence on its track, and its session is closed while the
+others go on.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from pathlib import Path
 from aiohttp import web
 from aiortc import RTCPeerConnection
 
+from realtime.admission import RETRY_AFTER_S, Capacity, measure_capacity
+from realtime.errors import BYAError
 from realtime.http_guard import (
     MAX_JSON_BYTES,
     MAX_SDP_BYTES,
@@ -29,6 +34,7 @@ from realtime.http_guard import (
     read_body,
     require_token,
 )
+from realtime.rooms import DEFAULT_ROOM, RoomRequestError, build_room, bundled_scenes, parse_room_request
 from realtime.webrtc import (
     RoomAudioTrack,
     RoomVideoTrack,
@@ -50,12 +56,14 @@ CONTENT_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/c
 
 @dataclass(frozen=True)
 class ServerLimits:
-    """How many peers one process takes, and how fast a silent or vanished one is dropped."""
+    """How many rooms and peers one process takes, and how fast a silent or vanished one is dropped."""
 
-    max_speakers: int = 8  # WHIP sessions; the engine's max_inputs bounds it too
-    max_viewers: int = 4  # WHEP sessions; each costs ~25% of a core to encode at 25 fps (NOTES)
+    max_speakers: int = 8  # WHIP sessions per room; the engine's max_inputs bounds it too
+    max_viewers: int = 4  # WHEP sessions per room; each costs ~25% of a core to encode 512 px at 25 fps
     idle_timeout_s: float = 10.0  # a speaker whose track delivers nothing this long is gone
     subscription_frames: int = 8  # frames a slow viewer may fall behind before its frames are dropped
+    max_rooms: int | None = None  # rooms at once, the default one included; None: measured (admission)
+    max_viewers_total: int | None = None  # WHEP sessions over all rooms; None: measured (admission)
 
 
 @dataclass
@@ -65,6 +73,7 @@ class Session:
     id: str
     kind: str  # "whip" or "whep"
     pc: RTCPeerConnection
+    room: str = DEFAULT_ROOM  # the name of the room it belongs to
     character: int | None = None  # WHIP: the character it joined as (Room.binding() has the current one)
     started: float = field(default_factory=time.monotonic)
     tasks: list[asyncio.Task] = field(default_factory=list)
@@ -74,25 +83,46 @@ class Session:
     ended: str | None = None  # why it ended, once it has
 
 
+@dataclass
+class HostedRoom:
+    """One room the server runs: the engine Room and when it was made."""
+
+    name: str
+    room: object  # realtime.engine.Room
+    created: float = field(default_factory=time.monotonic)
+    ready: bool = False  # False while it warms up (POST /rooms has not answered yet)
+
+
 class LiveServer:
-    """Holds the room, its sessions and the aiohttp application that serves them."""
+    """Holds the rooms, their sessions and the aiohttp application that serves them."""
 
     def __init__(self, room, guard: GuardConfig, limits: ServerLimits = ServerLimits(), sinks=()) -> None:
         self.room, self.guard, self.limits = room, guard, limits
+        self.rooms: dict[str, HostedRoom] = {DEFAULT_ROOM: HostedRoom(DEFAULT_ROOM, room, ready=True)}
+        self.capacity: Capacity | None = None  # measured at start unless every limit was given
         self.sinks = list(sinks)
         self.sessions: dict[str, Session] = {}
         self.peer_connections_created = 0  # what the auth tests count: refused requests create none
         self.app = web.Application(middlewares=[cors_middleware(guard)], client_max_size=MAX_SDP_BYTES)
         self.files = _read_web_files()
+        routes = []
+        for prefix in ("", "/rooms/{room}"):  # the default room un-prefixed, every room under /rooms/<name>
+            routes += [
+                web.post(prefix + "/whip/{character}", self.whip),
+                web.post(prefix + "/whep", self.whep),
+                web.get(prefix + "/binding", self.get_binding),
+                web.put(prefix + "/binding", self.put_binding),
+                web.get(prefix + "/stats", self.stats),
+            ]
         self.app.add_routes(
             [
-                web.post("/whip/{character}", self.whip),
-                web.post("/whep", self.whep),
+                *routes,
                 web.delete("/sessions/{id}", self.delete_session),
-                web.get("/binding", self.get_binding),
-                web.put("/binding", self.put_binding),
+                web.get("/rooms", self.list_rooms),
+                web.post("/rooms", self.create_room),
+                web.get("/rooms/{room}", self.get_room),
+                web.delete("/rooms/{room}", self.delete_room),
                 web.get("/health", self.health),
-                web.get("/stats", self.stats),
                 web.get("/", self.page),
                 web.get("/viewer", self.page),
                 web.get("/web/{name}", self.asset),
@@ -103,12 +133,28 @@ class LiveServer:
 
     # -- lifecycle --------------------------------------------------------------------------------------
     async def _startup(self, app: web.Application) -> None:
+        if self.limits.max_rooms is None or self.limits.max_viewers_total is None:
+            # before the room starts: its worker would share the CPU with the measurement
+            room = self.room
+            self.capacity = await asyncio.to_thread(
+                measure_capacity, room.loaded, room.scene, room.steps, room.seed
+            )
+            log.info("capacity: %s", self.capacity)
         await self.room.start()
         for sink in self.sinks:
             sink.start(self.room)
 
+    @property
+    def max_rooms(self) -> int:
+        return self.limits.max_rooms if self.limits.max_rooms is not None else self.capacity.max_rooms
+
+    @property
+    def max_viewers_total(self) -> int:
+        given = self.limits.max_viewers_total
+        return given if given is not None else self.capacity.max_viewers
+
     async def _shutdown(self, app: web.Application) -> None:
-        """Close every peer, finish every sink (recordings play to their last frame), stop the room."""
+        """Close every peer, finish every sink (recordings play to their last frame), stop the rooms."""
         await asyncio.gather(*(self.end_session(s, "server stopping") for s in list(self.sessions.values())))
         errors = []
         for sink in self.sinks:
@@ -117,7 +163,8 @@ class LiveServer:
             except Exception as exc:  # one failing sink must not keep the others from finishing
                 log.error("stopping %s failed: %s", type(sink).__name__, exc)
                 errors.append(exc)
-        await self.room.stop()
+        # a room still warming up (room None) is stopped by its POST /rooms, which sees it gone
+        await asyncio.gather(*(h.room.stop() for h in list(self.rooms.values()) if h.room is not None))
         if errors:
             raise errors[0]
 
@@ -138,10 +185,10 @@ class LiveServer:
             session.subscription.close()
         await close_quietly(session.pc)
 
-    def _new_peer(self, kind: str) -> Session:
+    def _new_peer(self, kind: str, room: str) -> Session:
         pc = RTCPeerConnection(rtc_configuration())
         self.peer_connections_created += 1
-        session = Session(id=secrets.token_urlsafe(16), kind=kind, pc=pc)
+        session = Session(id=secrets.token_urlsafe(16), kind=kind, pc=pc, room=room)
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:
@@ -150,8 +197,16 @@ class LiveServer:
 
         return session
 
-    def _character(self, value: str) -> int:
-        names = list(self.room.characters)
+    def _hosted(self, request: web.Request) -> HostedRoom:
+        """The room a request's path names (no `/rooms/<room>` prefix: the default room)."""
+        name = request.match_info.get("room", DEFAULT_ROOM)
+        hosted = self.rooms.get(name)
+        if hosted is None or not hosted.ready:
+            raise web.HTTPNotFound(text=f"no room {name[:40]!r}\n")
+        return hosted
+
+    def _character(self, room, value: str) -> int:
+        names = list(room.characters)
         if value in names:
             return names.index(value)
         if value.isdigit() and int(value) < len(names):
@@ -160,10 +215,12 @@ class LiveServer:
 
     def _bound(self, session: Session) -> int | None:
         """The character a speaker drives now (it may have been re-bound since it joined)."""
-        return self.room.binding().get(session.id, session.character) if session.kind == "whip" else None
+        if session.kind != "whip" or session.room not in self.rooms:
+            return None
+        return self.rooms[session.room].room.binding().get(session.id, session.character)
 
-    def _count(self, kind: str) -> int:
-        return sum(s.kind == kind for s in self.sessions.values())
+    def _count(self, kind: str, room: str | None = None) -> int:
+        return sum(s.kind == kind and room in (None, s.room) for s in self.sessions.values())
 
     async def _answered(self, session: Session, offer, tracks=()) -> web.Response:
         try:
@@ -183,17 +240,18 @@ class LiveServer:
     async def whip(self, request: web.Request) -> web.Response:
         """RFC 9725 ingest: the offer's audio becomes a room input bound to the character in the path."""
         require_token(self.guard, request)
-        character = self._character(request.match_info["character"])
+        hosted = self._hosted(request)
+        character = self._character(hosted.room, request.match_info["character"])
         offer = _offer(await read_body(request, "application/sdp", MAX_SDP_BYTES), "send-audio")
-        if self._count("whip") >= self.limits.max_speakers:
-            raise web.HTTPServiceUnavailable(text="speaker limit reached\n", headers={"Retry-After": "10"})
-        session = self._new_peer("whip")
+        if self._count("whip", hosted.name) >= self.limits.max_speakers:
+            raise _unavailable("speaker limit of this room reached")
+        session = self._new_peer("whip", hosted.name)
         session.character = character
         try:
-            session.audio_input = self.room.open_input(session.id, character)
+            session.audio_input = hosted.room.open_input(session.id, character)
         except ValueError as exc:  # the engine's own input limit or validation
             await close_quietly(session.pc)
-            raise web.HTTPServiceUnavailable(text=f"{exc}\n", headers={"Retry-After": "10"}) from exc
+            raise _unavailable(str(exc)) from exc
         self.sessions[session.id] = session
 
         @session.pc.on("track")
@@ -217,11 +275,14 @@ class LiveServer:
     async def whep(self, request: web.Request) -> web.Response:
         """WHEP playback: the room's video and its delayed mixed audio."""
         require_token(self.guard, request)
+        hosted = self._hosted(request)
         offer = _offer(await read_body(request, "application/sdp", MAX_SDP_BYTES), "recv-video")
-        if self._count("whep") >= self.limits.max_viewers:
-            raise web.HTTPServiceUnavailable(text="viewer limit reached\n", headers={"Retry-After": "10"})
-        session = self._new_peer("whep")
-        session.subscription = self.room.subscribe(max_frames=self.limits.subscription_frames)
+        if self._count("whep", hosted.name) >= self.limits.max_viewers:
+            raise _unavailable("viewer limit of this room reached")
+        if self._count("whep") >= self.max_viewers_total:
+            raise _unavailable("viewer limit of this server reached")
+        session = self._new_peer("whep", hosted.name)
+        session.subscription = hosted.room.subscribe(max_frames=self.limits.subscription_frames)
         self.sessions[session.id] = session
         tracks = (RoomVideoTrack(session.subscription), RoomAudioTrack(session.subscription))
         return await self._answered(session, offer, tracks)
@@ -234,33 +295,107 @@ class LiveServer:
         await self.end_session(session, "deleted by the client")
         return web.Response(status=200, text="session ended\n")
 
+    # -- rooms ------------------------------------------------------------------------------------------
+    async def create_room(self, request: web.Request) -> web.Response:
+        """Body {"name", "characters"? | "scene"?, "seed"?}: a new room, warmed up and running; 201 + Location."""
+        require_token(self.guard, request)
+        doc = _json(await read_body(request, "application/json", MAX_JSON_BYTES))
+        try:
+            spec = parse_room_request(doc)
+        except RoomRequestError as exc:
+            raise web.HTTPBadRequest(text=f"{exc}\n") from exc
+        if spec.name in self.rooms:
+            raise web.HTTPConflict(text=f"room {spec.name!r} exists\n")
+        if len(self.rooms) >= self.max_rooms:
+            raise _unavailable(f"room limit reached ({self.max_rooms} on this machine)")
+        hosted = HostedRoom(spec.name, None)
+        self.rooms[spec.name] = hosted  # holds the name and the slot while the room warms up
+        try:
+            hosted.room = await asyncio.to_thread(build_room, self.room, spec)
+            await hosted.room.start()
+        except BYAError as exc:
+            self.rooms.pop(spec.name, None)
+            raise web.HTTPBadRequest(text=f"{exc}\n") from exc
+        except BaseException:
+            self.rooms.pop(spec.name, None)
+            if hosted.room is not None:
+                await hosted.room.stop()
+            raise
+        if self.rooms.get(spec.name) is not hosted:  # deleted while it warmed up
+            await hosted.room.stop()
+            raise web.HTTPConflict(text=f"room {spec.name!r} was deleted while starting\n")
+        hosted.ready = True
+        log.info("room %s started (%d characters)", spec.name, len(hosted.room.characters))
+        return web.json_response(
+            self._room_view(hosted), status=201, headers={"Location": f"/rooms/{spec.name}"}
+        )
+
+    async def delete_room(self, request: web.Request) -> web.Response:
+        """End a room's sessions and stop it; the default room stays for the server's life."""
+        require_token(self.guard, request)
+        hosted = self._hosted(request)
+        if hosted.name == DEFAULT_ROOM:
+            raise web.HTTPForbidden(text=f"the {DEFAULT_ROOM!r} room lives as long as the server\n")
+        self.rooms.pop(hosted.name, None)
+        mine = [s for s in self.sessions.values() if s.room == hosted.name]
+        await asyncio.gather(*(self.end_session(s, "room deleted") for s in mine))
+        await hosted.room.stop()
+        return web.Response(status=200, text="room ended\n")
+
+    async def list_rooms(self, request: web.Request) -> web.Response:
+        require_token(self.guard, request)
+        rooms = [self._room_view(h) for h in self.rooms.values() if h.ready]
+        return web.json_response({"rooms": rooms, "limits": self._limits_view()})
+
+    async def get_room(self, request: web.Request) -> web.Response:
+        require_token(self.guard, request)
+        return web.json_response(self._room_view(self._hosted(request)))
+
+    def _room_view(self, hosted: HostedRoom) -> dict:
+        prefix = "" if hosted.name == DEFAULT_ROOM else f"/rooms/{hosted.name}"
+        return {
+            "name": hosted.name,
+            "characters": list(hosted.room.characters),
+            "speakers": self._count("whip", hosted.name),
+            "viewers": self._count("whep", hosted.name),
+            "whip": f"{prefix}/whip/<character>",
+            "whep": f"{prefix}/whep",
+        }
+
+    def _limits_view(self) -> dict:
+        return {
+            "max_rooms": self.max_rooms,
+            "max_speakers_per_room": self.limits.max_speakers,
+            "max_viewers_per_room": self.limits.max_viewers,
+            "max_viewers_total": self.max_viewers_total,
+            "measured": None if self.capacity is None else self.capacity.as_dict(),
+            "scenes": bundled_scenes(),
+        }
+
     # -- binding ----------------------------------------------------------------------------------------
     async def get_binding(self, request: web.Request) -> web.Response:
         require_token(self.guard, request)
-        return web.json_response(self._binding_view())
+        return web.json_response(self._binding_view(self._hosted(request)))
 
     async def put_binding(self, request: web.Request) -> web.Response:
         """Body {"inputs": {"<session id>": <character name | index | null>, ...}}; all or nothing."""
         require_token(self.guard, request)
-        body = await read_body(request, "application/json", MAX_JSON_BYTES)
-        try:
-            doc = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise web.HTTPBadRequest(text=f"the body is not JSON: {exc}\n") from exc
+        hosted = self._hosted(request)
+        doc = _json(await read_body(request, "application/json", MAX_JSON_BYTES))
         if not isinstance(doc, dict) or set(doc) != {"inputs"} or not isinstance(doc["inputs"], dict):
             raise web.HTTPBadRequest(text='the body must be {"inputs": {"<session id>": character}}\n')
         changes = {}
         for key, value in doc["inputs"].items():
             session = self.sessions.get(key)
-            if session is None or session.kind != "whip":
-                raise web.HTTPBadRequest(text=f"no speaker session {key[:40]!r}\n")
-            changes[key] = self._binding_target(value)
+            if session is None or session.kind != "whip" or session.room != hosted.name:
+                raise web.HTTPBadRequest(text=f"no speaker session {key[:40]!r} in this room\n")
+            changes[key] = self._binding_target(hosted.room, value)
         for key, character in changes.items():
-            self.room.bind(key, character)
-        return web.json_response(self._binding_view())
+            hosted.room.bind(key, character)
+        return web.json_response(self._binding_view(hosted))
 
-    def _binding_target(self, value) -> int | None:
-        names = list(self.room.characters)
+    def _binding_target(self, room, value) -> int | None:
+        names = list(room.characters)
         if value is None:
             return None
         if isinstance(value, str) and value in names:
@@ -271,11 +406,12 @@ class LiveServer:
             text=f"character must be one of {names}, an index below {len(names)}, or null\n"
         )
 
-    def _binding_view(self) -> dict:
+    def _binding_view(self, hosted: HostedRoom) -> dict:
+        speakers = [s for s in self.sessions.values() if s.kind == "whip" and s.room == hosted.name]
         return {
-            "characters": list(self.room.characters),
-            "binding": {str(k): v for k, v in self.room.binding().items()},
-            "speakers": {s.id: self._bound(s) for s in self.sessions.values() if s.kind == "whip"},
+            "characters": list(hosted.room.characters),
+            "binding": {str(k): v for k, v in hosted.room.binding().items()},
+            "speakers": {s.id: self._bound(s) for s in speakers},
         }
 
     # -- reports and pages ------------------------------------------------------------------------------
@@ -284,6 +420,7 @@ class LiveServer:
 
     async def stats(self, request: web.Request) -> web.Response:
         require_token(self.guard, request)
+        hosted = self._hosted(request)
         now = time.monotonic()
         sessions = [
             {
@@ -294,14 +431,22 @@ class LiveServer:
                 "audio_s": round(s.audio_s, 2),
             }
             for s in self.sessions.values()
+            if s.room == hosted.name
         ]
-        sinks = [
-            {"sink": type(s).__name__, "frames": getattr(s, "frames_written", getattr(s, "frames_sent", 0))}
-            for s in self.sinks
-        ]
-        return web.json_response(
-            {"room": self.room.stats(), "sessions": sessions, "sinks": sinks}, dumps=_dumps
-        )
+        doc = {"room": hosted.room.stats(), "sessions": sessions}
+        if hosted.name == DEFAULT_ROOM:  # the outputs and the host belong to the default view
+            doc["sinks"] = [
+                {
+                    "sink": type(s).__name__,
+                    "frames": getattr(s, "frames_written", getattr(s, "frames_sent", 0)),
+                }
+                for s in self.sinks
+            ]
+            doc["host"] = {
+                "rooms": {h.name: self._room_view(h) for h in self.rooms.values() if h.ready},
+                "limits": self._limits_view(),
+            }
+        return web.json_response(doc, dumps=_dumps)
 
     async def page(self, request: web.Request) -> web.Response:
         return self._file(PAGES[request.path])
@@ -317,6 +462,18 @@ class LiveServer:
         if body is None:
             raise web.HTTPNotFound(text=f"{name} is not installed\n")
         return web.Response(body=body, content_type=CONTENT_TYPES[Path(name).suffix], charset="utf-8")
+
+
+def _unavailable(reason: str) -> web.HTTPServiceUnavailable:
+    """503 with Retry-After: nothing was started, the running rooms are untouched."""
+    return web.HTTPServiceUnavailable(text=f"{reason}\n", headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+def _json(body: bytes):
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise web.HTTPBadRequest(text=f"the body is not JSON: {exc}\n") from exc
 
 
 def _offer(body: bytes, need: str):
