@@ -52,9 +52,18 @@ PACKET_SAMPLES = WEBRTC_AUDIO_RATE * AUDIO_FRAME_MS // 1000  # a speaker's 20 ms
 AUDIO_SEARCH_S = 2.0  # the onset must reach the viewer's audio within this long after it was spoken
 
 
+def latency_at(rec: SessionRecord, frame: int) -> float:
+    """The room's output delay (ms) when `frame` left: it starts as measured and may be raised live."""
+    lat = rec.latency_ms
+    for first, ms in rec.stats_after.get("latency_changes") or []:
+        if first <= frame:
+            lat = ms
+    return lat
+
+
 def clock_origin(rec: SessionRecord) -> float:
     """t0: min over emitted frames of emit - latency - f x 40 ms (every emit is at or after its due time)."""
-    return min(t - (rec.latency_ms + f * FRAME_MS) / 1000 for f, t in rec.emitted.items())
+    return min(t - (latency_at(rec, f) + f * FRAME_MS) / 1000 for f, t in rec.emitted.items())
 
 
 def pct(values, q: float) -> float | None:
@@ -116,7 +125,6 @@ def analyze_onsets(rec: SessionRecord, motion: MotionConfig | None = None) -> li
         received.setdefault(rec.first_pts + v.index, v)
     timings = rec.stats_after["timings_ms"]
     compute = {s: float(timings.get(f"{s}_ms") or 0.0) for s in COMPUTE}
-    lat = rec.latency_ms
     buffer_ms = float(np.mean(rec.buffered_ms)) if rec.buffered_ms else 0.0
     n = len(rec.boxes)
     out = []
@@ -139,6 +147,7 @@ def analyze_onsets(rec: SessionRecord, motion: MotionConfig | None = None) -> li
             )
             continue
         recv_on, emit_on = received[f_on].received, rec.emitted[f_on]
+        lat = latency_at(rec, f_on)
         # frames are decoded one by one: frame `pos` of its chunk waited for its own and earlier decodes
         done = (pos + 1) / rec.chunk_frames
         work = {s: v * done if s in PER_FRAME else v for s, v in compute.items()}

@@ -43,6 +43,14 @@ class AudioInput:
         if self.closed:
             raise AudioInputError(f"input {self.key!r} is closed")
         x = _mono(pcm)
+        if isinstance(sample_rate, bool) or not isinstance(sample_rate, int | np.integer):
+            raise AudioInputError(
+                f"sample_rate must be an integer in {SUPPORTED_RATES} Hz, got {sample_rate!r}"
+            )
+        if sample_rate in SUPPORTED_RATES and len(x) > MAX_WRITE_S * sample_rate:  # before a rate change
+            raise AudioInputError(
+                f"one write holds at most {MAX_WRITE_S:.0f} s of audio, got {len(x) / sample_rate:.1f} s"
+            )
         with self._lock:
             if self._ingest is None or sample_rate != self._ingest.in_rate:
                 ingest = StreamIngest(sample_rate, jitter_ms=self.jitter_ms, capacity_ms=BACKLOG_MS)
@@ -51,10 +59,6 @@ class AudioInput:
                     self._counts["underruns"] += old["underruns"]
                     self._counts["dropped"] += old["dropped"] + round(old["buffered_ms"] * 16)
                 self._ingest = ingest
-            if len(x) > MAX_WRITE_S * sample_rate:
-                raise AudioInputError(
-                    f"one write holds at most {MAX_WRITE_S:.0f} s of audio, got {len(x) / sample_rate:.1f} s"
-                )
             block = sample_rate * MAX_BLOCK_MS // 1000
             for start in range(0, len(x), block):
                 self._ingest.push(x[start : start + block])
@@ -103,6 +107,8 @@ def _mono(pcm: np.ndarray) -> np.ndarray:
     if pcm.dtype == np.float64:
         if not np.isfinite(pcm).all():
             raise AudioInputError("pcm holds NaN or infinite samples")
+        if np.abs(pcm).max(initial=0.0) > np.finfo(np.float32).max:  # would become inf as float32
+            raise AudioInputError("pcm holds samples beyond the float32 range (PCM floats are in [-1, 1])")
         return pcm.astype(np.float32)
     if pcm.dtype not in (np.int16, np.float32):
         raise AudioInputError(f"pcm must be int16 or float32 samples, got {pcm.dtype}")

@@ -46,6 +46,12 @@ UNMEASURED = 3  # torch's lazy set-up and cold caches: the first chunks cost up 
 COST_HEADROOM = 1.25  # latency budget = 1.25 x the measured chunk cost + SAFETY_MS: absorbs jitter
 SAFETY_MS = 10.0  # worker wake-up and result hand-over
 PULL_MS = 10  # inputs are pulled this often: a chunk's last audio waits at most 10 ms for the worker
+# Adaptive latency: the warm-up cannot see the live load (WebRTC, the event loop), so a measured latency
+# is raised by RAISE_STEP_MS whenever a chunk misses its first frame's deadline or is skipped, at most
+# once per RAISE_INTERVAL_S and MAX_RAISE_MS in all (an overloaded machine is the overload policy's job)
+RAISE_STEP_MS = 10  # a multiple of PULL_MS: the output ticks stay on the wake-up grid
+RAISE_INTERVAL_S = 1.0
+MAX_RAISE_MS = 100
 SUSTAINABLE = 0.9  # a step count is sustainable when its chunk costs under 90% of the chunk's duration
 HISTORY = 250  # chunks of timings kept for stats (20 s)
 
@@ -84,6 +90,9 @@ class Room:
         self._state = "new"
         self._clock = time.monotonic
         self._t0 = self._delay = 0.0
+        self._latency_log: list[list[float]] = []  # [first frame, latency ms] at the start and each raise
+        self._last_raise = -1e9
+        self._tick = 0  # next 20 ms output tick
         self._pulled = 0  # 16 kHz input samples pulled since the start
         self._out = np.zeros(0, np.float32)  # 48 kHz output mix not yet sent; first sample = _out_base
         self._out_base = 0
@@ -175,6 +184,7 @@ class Room:
                 f"latency_ms must be in [{floor_s * 1000:.0f}, 10000] for this model, got {self.requested_latency_ms}"
             )
         self._t0 = self._clock()
+        self._latency_log = [[0, round(1e3 * self._delay, 1)]]
         self._worker = threading.Thread(
             target=self._work, args=(scheduler,), name="bya-room-worker", daemon=True
         )
@@ -269,6 +279,7 @@ class Room:
                     self._emit_video(tick // AUDIO_FRAMES_PER_VIDEO_FRAME)
                 self._emit_audio(tick)
                 tick += 1
+            self._tick = tick
             wake = now - (now - grid) % pull_s + pull_s  # the next slot (after a stall: skips the missed)
 
     def _pull(self, now: float) -> None:
@@ -296,13 +307,32 @@ class Room:
             self._levels = chunk.levels
             if chunk.skipped:
                 self._counts["skipped_chunks"] += 1
+                self._raise_latency()
                 continue
             self._counts["chunks"] += 1
             self._steps_used[chunk.steps] += 1
-            slack = 1e3 * (self._deadline(chunk.index) - chunk.done_at)
+            slack = 1e3 * (self._deadline(chunk.index) - chunk.first_at)
             self._counts["late_chunks"] += slack < 0
             self._slack_ms.append(slack)
+            if slack < 0:
+                self._raise_latency()
             self._timings.append(chunk.timings_ms)  # its frames came through _frame_ready already
+
+    def _raise_latency(self) -> None:
+        """A missed deadline: both outputs pause RAISE_STEP_MS once (A/V stays aligned), later chunks gain it."""
+        now = self._clock()
+        start_ms = self._latency_log[0][1]
+        if (
+            self.requested_latency_ms is not None
+            or 1e3 * self._delay + RAISE_STEP_MS > start_ms + MAX_RAISE_MS + 1e-6
+            or now - self._last_raise < RAISE_INTERVAL_S
+        ):
+            return
+        self._delay += RAISE_STEP_MS / 1000
+        self._last_raise = now
+        first = -(-self._tick // AUDIO_FRAMES_PER_VIDEO_FRAME)  # the next video frame to leave
+        self._latency_log.append([first, round(1e3 * self._delay, 1)])
+        log.info("room latency raised to %.0f ms after a missed deadline", 1e3 * self._delay)
 
     def _emit_video(self, frame: int) -> None:
         for stale in [k for k in self._ready if k < frame]:
@@ -345,6 +375,8 @@ class Room:
             "inputs": {key: i.stats() for key, i in self._inputs.items()},
             "subscribers": len(self._subscribers),
             "latency_ms": round(1e3 * self._delay, 1),
+            "latency_changes": [list(x) for x in self._latency_log],  # [first frame, ms]: start, raises
+            "clock_origin": self._t0,  # time.monotonic() of media time 0 (for in-process measurements)
             "steps": self.steps,
             "steps_used": {str(k): v for k, v in sorted(self._steps_used.items())},
             "chunks": c["chunks"],

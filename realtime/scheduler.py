@@ -40,6 +40,7 @@ class ChunkOut:
     levels: np.ndarray  # (N,) RMS of each character's audio that completed this chunk: who is speaking
     timings_ms: dict[str, float] = field(default_factory=dict)  # STAGES + first_frame_ms + total_ms
     done_at: float = 0.0  # the scheduler's clock when the chunk was finished (or skipped)
+    first_at: float = 0.0  # ... when its first frame was ready (frames are handed on one by one)
 
     @property
     def skipped(self) -> bool:
@@ -175,13 +176,15 @@ class ChunkScheduler:
         self.skipped += 1
         self.skips_in_a_row += 1
         empty = np.zeros((0, self.scene.n_characters, 4), np.float32)
-        return ChunkOut(index, index * self.chunk_frames, [], empty, 0, levels, {}, self.clock())
+        now = self.clock()
+        return ChunkOut(index, index * self.chunk_frames, [], empty, 0, levels, {}, now, now)
 
     def _compose(self, index: int, chunk, steps: int, start: float, levels: np.ndarray) -> ChunkOut:
         """Decode and composite frame by frame: the first frame is handed on before the next is decoded."""
         scene = self.scene
         images: list[np.ndarray] = []
         decode_ms = composite_ms = first_ms = 0.0
+        first_at = start
         for i in range(len(chunk.latents)):
             t = self.clock()
             with torch.no_grad():
@@ -192,7 +195,7 @@ class ChunkScheduler:
             decode_ms += 1e3 * (t_decoded - t)
             composite_ms += 1e3 * (done - t_decoded)
             if i == 0:
-                first_ms = 1e3 * (done - start)
+                first_ms, first_at = 1e3 * (done - start), done
             if self.on_frame is not None:
                 self.on_frame(index * self.chunk_frames + i, images[-1])
         boxes = np.stack([mask_boxes(r, scene.region) for r in chunk.refined])
@@ -205,7 +208,9 @@ class ChunkScheduler:
             "total_ms": 1e3 * (done - start),
         }
         self.cost.update(timings, steps)
-        return ChunkOut(index, index * self.chunk_frames, images, boxes, steps, levels, timings, done)
+        return ChunkOut(
+            index, index * self.chunk_frames, images, boxes, steps, levels, timings, done, first_at
+        )
 
 
 def _rms(audio: np.ndarray) -> np.ndarray:

@@ -209,7 +209,7 @@ class LiveServer:
         names = list(room.characters)
         if value in names:
             return names.index(value)
-        if value.isdigit() and int(value) < len(names):
+        if value.isascii() and value.isdigit() and len(value) <= 3 and int(value) < len(names):
             return int(value)
         raise web.HTTPNotFound(text=f"no character {value!r}; this room has {names}\n")
 

@@ -19,7 +19,7 @@ import torch
 from realtime.audio_input import JITTER_MS, AudioInput
 from realtime.autoencoder import AUTOENCODER_CONFIGS, FrameAutoencoder
 from realtime.default_model import LoadedModel
-from realtime.engine import AUDIO_FRAME_SAMPLES, Room
+from realtime.engine import AUDIO_FRAME_SAMPLES, MAX_RAISE_MS, RAISE_STEP_MS, Room
 from realtime.errors import AudioInputError, BindingError, BYAError, SceneError
 from realtime.generator import Generator
 from realtime.generator_config import GENERATOR_CONFIGS
@@ -158,6 +158,56 @@ def test_overload_fewer_steps_then_repeat_frames_audio_never_stalls(scene) -> No
     t_first = audio[0][0]
     loud = [np.abs(it.pcm).max() > 1000 for t, it in audio if t > t_first + 0.3]
     assert np.mean(loud) > 0.9  # the speaker is heard throughout, slow model or not
+
+
+def test_missed_deadlines_raise_the_latency_in_small_bounded_steps(scene) -> None:
+    loaded = tiny_model(steps=1)
+    slow = {"ms": 0.0}
+    denoise = loaded.generator.denoise
+
+    @functools.wraps(denoise)
+    def slowed(*args, **kwargs):
+        time.sleep(slow["ms"] / 1000)
+        return denoise(*args, **kwargs)
+
+    loaded.generator.denoise = slowed
+
+    async def main():
+        room = Room(loaded, scene, steps=1)
+        viewer = Viewer(room, max_frames=512)
+        await room.start()
+        audio_input = room.open_input("a")
+        await speak(audio_input, 1.0)
+        before = room.stats()
+        slow["ms"] = 60.0  # every chunk now misses the deadline the warm-up planned for
+        await speak(audio_input, 3.5)
+        await room.stop()
+        await viewer.done()
+        return before, room.stats(), viewer
+
+    before, after, viewer = asyncio.run(main())
+    start = after["latency_changes"][0][1]
+    assert before["latency_ms"] == start  # nothing missed while the model kept its measured pace
+    raised = [ms for _, ms in after["latency_changes"][1:]]
+    assert len(raised) >= 2  # late chunks raised it, at most once a second
+    assert np.allclose(np.diff([start, *raised]), RAISE_STEP_MS)
+    assert after["latency_ms"] == raised[-1] <= start + MAX_RAISE_MS
+    frames = [f for f, _ in after["latency_changes"]]
+    assert frames == sorted(frames)
+    # both outputs paused together: audio and video stay contiguous, nothing was dropped
+    assert contiguous(viewer.audio, AUDIO_FRAME_SAMPLES) and contiguous(viewer.video, 1)
+    assert after["audio_underruns"] == 0
+
+    # a fixed latency (latency_ms given) is never raised
+    async def fixed():
+        room = Room(loaded, scene, steps=1, latency_ms=300)
+        await room.start()
+        await speak(room.open_input("a"), 1.5)
+        await room.stop()
+        return room.stats()
+
+    stats = asyncio.run(fixed())
+    assert stats["latency_ms"] == 300 and len(stats["latency_changes"]) == 1
 
 
 def test_av_offset_a_click_leaves_with_its_frame(scene) -> None:
