@@ -13,6 +13,12 @@ and, once it strays more than DRIFT_DEADBAND_MS from the pre-buffer target, time
 block (linear interpolation of n +/- k samples onto n) by a rate proportional to the error, at most
 MAX_DRIFT_RATE (QUIET_DRIFT_RATE while the audio is near silence, where it cannot be heard): the
 added latency stays near its target and the samples removed or inserted are counted.
+
+Adaptive target: the pre-buffer starts at jitter_ms (small: 20 ms for a live input) and grows by
+TARGET_STEP_MS, up to max_jitter_ms, each time the FIFO runs dry and audio comes back within
+LATE_WINDOW_MS of media time (a late packet: the network's jitter is larger than the target). A longer
+silence is a pause of the sender, not jitter, and leaves the target alone. So a quiet link (loopback, a
+LAN) pays ~20 ms and a jittery one learns its own depth after a click or two.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ DRIFT_INTEGRAL_S = 2.0  # integral time: a steady drift is learned in seconds, t
 MAX_DRIFT_RATE = 0.05  # most time-scaling of audible audio: 5% (<1 semitone); senders drift 0.01-1%
 QUIET_DRIFT_RATE = 0.5  # most time-scaling of near-silence, where it is inaudible: a backlog goes fast
 QUIET_PEAK = 10 ** (-50 / 20)  # -50 dBFS: below this a block is "near silence" for QUIET_DRIFT_RATE
+TARGET_STEP_MS = 10  # the pre-buffer grows by this after an underrun caused by a late packet
+LATE_WINDOW_MS = 200  # audio back within this much media time after running dry: it was late, not paused
 
 
 class StreamIngest:
@@ -52,6 +60,7 @@ class StreamIngest:
         jitter_ms: int = 60,
         aggressiveness: int = 2,
         capacity_ms: int = CAPACITY_MS,
+        max_jitter_ms: int | None = None,  # the target may grow to this after late packets (None: fixed)
     ) -> None:
         if (
             isinstance(in_rate, bool)
@@ -63,6 +72,12 @@ class StreamIngest:
             raise AudioInputError(f"jitter_ms must be in [0, 500], got {jitter_ms!r}")
         if not jitter_ms < capacity_ms <= 10_000:
             raise AudioInputError(f"capacity_ms must be in (jitter_ms, 10000], got {capacity_ms!r}")
+        if max_jitter_ms is not None and not jitter_ms <= max_jitter_ms < capacity_ms:
+            raise AudioInputError(
+                f"max_jitter_ms must be in [jitter_ms, capacity_ms), got {max_jitter_ms!r}"
+            )
+        self._max_prebuffer = AUDIO_SAMPLE_RATE * (max_jitter_ms or jitter_ms) // 1000
+        self._dry_at: int | None = None  # samples pulled when the FIFO last ran dry while playing
         self.in_rate = in_rate = int(in_rate)  # a float 48000.0 would make every sample count a float
         self.jitter_ms = jitter_ms
         self._jitter_in = in_rate * jitter_ms // 1000  # reorder wait, input samples
@@ -162,6 +177,11 @@ class StreamIngest:
             self._next_pts = pts + len(block)
 
     def _append(self, audio: np.ndarray) -> None:
+        if self._dry_at is not None and len(audio):  # audio again after running dry: late, or a pause?
+            if self._stats["pulled"] - self._dry_at <= AUDIO_SAMPLE_RATE * LATE_WINDOW_MS // 1000:
+                step = AUDIO_SAMPLE_RATE * TARGET_STEP_MS // 1000
+                self._prebuffer = min(self._prebuffer + step, self._max_prebuffer)
+            self._dry_at = None
         if len(audio):
             self._fifo.append(audio)
             self._queued += len(audio)
@@ -194,6 +214,7 @@ class StreamIngest:
                 if got < n:  # ran dry: count it and pre-buffer again before playing on
                     self._stats["underruns"] += 1
                     self._playing = False
+                    self._dry_at = self._stats["pulled"] + n
             self._stats["pulled"] += n
             self.vad_flags = self._vad.process(out)
         return out
@@ -273,6 +294,8 @@ class StreamIngest:
         """Counters: received (blocks pushed), pulled (samples at 16 kHz), underruns (pulls that ran dry),
         dropped (16 kHz samples dropped on overflow), late (blocks discarded as late or duplicate),
         gaps (holes in pts that were never filled), drift_dropped / drift_inserted (16 kHz samples the
-        drift control removed / made up by time-scaling), buffered_ms (now in the FIFO)."""
+        drift control removed / made up by time-scaling), buffered_ms (now in the FIFO), target_ms (the
+        pre-buffer target now: jitter_ms, grown after late packets)."""
         with self._lock:
-            return {**self._stats, "buffered_ms": self.buffered_ms}
+            target_ms = 1000 * self._prebuffer / AUDIO_SAMPLE_RATE
+            return {**self._stats, "buffered_ms": self.buffered_ms, "target_ms": target_ms}

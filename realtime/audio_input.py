@@ -18,7 +18,8 @@ from realtime.errors import AudioInputError
 
 MAX_WRITE_S = 10.0  # one write: a WebRTC packet is 20 ms, a text-to-speech burst a few seconds
 BACKLOG_MS = 10_000  # writes faster than real time play at real-time pace; past 10 s the oldest drop
-JITTER_MS = 40  # the front end's pre-buffer: two late 20 ms packets cost no click; adds 40 ms of delay
+JITTER_MS = 20  # the front end's starting pre-buffer: one 20 ms packet (no click on loopback or a LAN)
+MAX_JITTER_MS = 200  # ... grown after each late packet up to this (audio_ingest: adaptive target)
 
 __all__ = ["SUPPORTED_RATES", "AudioInput"]
 
@@ -53,7 +54,9 @@ class AudioInput:
             )
         with self._lock:
             if self._ingest is None or sample_rate != self._ingest.in_rate:
-                ingest = StreamIngest(sample_rate, jitter_ms=self.jitter_ms, capacity_ms=BACKLOG_MS)
+                ingest = StreamIngest(
+                    sample_rate, jitter_ms=self.jitter_ms, capacity_ms=BACKLOG_MS, max_jitter_ms=MAX_JITTER_MS
+                )
                 if self._ingest is not None:  # a new rate is a new stream: what was queued is dropped
                     old = self._ingest.stats()
                     self._counts["underruns"] += old["underruns"]
@@ -85,6 +88,7 @@ class AudioInput:
                 "underruns": s["underruns"] + self._counts["underruns"],
                 "dropped_samples": s["dropped"] + self._counts["dropped"],
                 "buffered_ms": round(s.get("buffered_ms", 0.0), 1),
+                "target_ms": round(s.get("target_ms", self.jitter_ms), 1),
             }
 
     def close(self) -> None:
