@@ -73,9 +73,7 @@ class StreamIngest:
         if not jitter_ms < capacity_ms <= 10_000:
             raise AudioInputError(f"capacity_ms must be in (jitter_ms, 10000], got {capacity_ms!r}")
         if max_jitter_ms is not None and not jitter_ms <= max_jitter_ms < capacity_ms:
-            raise AudioInputError(
-                f"max_jitter_ms must be in [jitter_ms, capacity_ms), got {max_jitter_ms!r}"
-            )
+            raise AudioInputError(f"max_jitter_ms must be in [jitter_ms, capacity_ms), got {max_jitter_ms!r}")
         self._max_prebuffer = AUDIO_SAMPLE_RATE * (max_jitter_ms or jitter_ms) // 1000
         self._dry_at: int | None = None  # samples pulled when the FIFO last ran dry while playing
         self.in_rate = in_rate = int(in_rate)  # a float 48000.0 would make every sample count a float
