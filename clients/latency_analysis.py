@@ -31,7 +31,7 @@ INGEST_PARTS = ("mic_packet", "engine_jitter_buffer", "network_opus_aiortc")
 STAGE_NOTES = {
     "ingest": "capture -> the room's media clock: 20 ms mic packet, Opus, RTP, the engine's jitter buffer",
     "chunk_wait": "audio still to come after the onset before its chunk can run: rest of the chunk + lookahead + STFT tail",
-    "tick": "audio reaches the worker on the room's next 10 ms pull",
+    "tick": "audio reaches the worker on the room's next pull (every PULL_MS = 5 ms)",
     "features": "log-mel + audio encoder + window keys (audio encoding)",
     "denoise": "sampling steps of the denoiser",
     "decode": "latent -> RGB (autoencoder decoder), frame by frame: the onset's frame and those before it in its chunk",

@@ -1,6 +1,6 @@
 """The live engine: a Room generates one scene in real time from its audio inputs, for its subscribers.
 
-One media clock (time.monotonic) drives everything. Every 10 ms the room pulls what each input
+One media clock (time.monotonic) drives everything. Every 5 ms the room pulls what each input
 delivered, mixes it per character through the binding table and hands it to ONE worker thread that
 runs the chunk scheduler (model work never touches the event loop). Output frame f and the output audio
 at media time t leave at start + latency + f x 40 ms and start + latency + t: the audio is delayed by
@@ -43,9 +43,10 @@ log = logging.getLogger(__name__)
 
 WARM_CHUNKS = 12  # chunks generated before the clock starts (~0.5 s); the first UNMEASURED are not counted
 UNMEASURED = 3  # torch's lazy set-up and cold caches: the first chunks cost up to 1.5x the steady ones
-COST_HEADROOM = 1.25  # latency budget = 1.25 x the measured chunk cost + SAFETY_MS: absorbs jitter
+COST_HEADROOM = 1.1  # latency budget = 1.1 x the measured first-frame cost + SAFETY_MS: absorbs jitter;
+# more than the warm-up foresaw is met by raising the latency live (RAISE_STEP_MS below)
 SAFETY_MS = 10.0  # worker wake-up and result hand-over
-PULL_MS = 10  # inputs are pulled this often: a chunk's last audio waits at most 10 ms for the worker
+PULL_MS = 5  # inputs are pulled this often: a chunk's last audio waits at most 5 ms for the worker
 # Adaptive latency: the warm-up cannot see the live load (WebRTC, the event loop), so a measured latency
 # is raised by RAISE_STEP_MS whenever a chunk misses its first frame's deadline or is skipped, at most
 # once per RAISE_INTERVAL_S and MAX_RAISE_MS in all (an overloaded machine is the overload policy's job)
@@ -221,8 +222,8 @@ class Room:
         silence = np.zeros((self.scene.n_characters, probe.session.samples_needed(WARM_CHUNKS)), np.float32)
         cold = probe.session.samples_needed(UNMEASURED - 1)
         probe.feed(silence[:, :cold])
-        probe.cost = CostModel()  # measure from the first warm chunk on
-        probe.feed(silence[:, cold:])
+        warm = probe.feed(silence[:, cold:])  # measured from the first warm chunk on, as medians
+        probe.cost = CostModel.from_timings([c.timings_ms for c in warm], self.steps)
         live = ChunkScheduler(
             self.loaded,
             self.scene,

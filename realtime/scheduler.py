@@ -68,6 +68,23 @@ class CostModel:
         self.spread_ms += a * (miss - self.spread_ms)
         self.tail_ms += a * (total - timings_ms.get("first_frame_ms", total) - self.tail_ms)
 
+    @classmethod
+    def from_timings(cls, timings: list[dict[str, float]], steps: int) -> CostModel:
+        """Medians of a few chunks' timings at `steps`: one slow chunk (a page fault, another process)
+        moves a moving average started from it for seconds, but not a median."""
+        if not timings:
+            raise ValueError("from_timings needs at least one chunk's timings")
+        total = np.array([t["total_ms"] for t in timings])
+        denoise = np.array([t["denoise_ms"] for t in timings])
+        first = np.array([t.get("first_frame_ms", t["total_ms"]) for t in timings])
+        cost = cls()
+        cost.fixed_ms = float(np.median(total - denoise))
+        cost.per_step_ms = float(np.median(denoise)) / steps
+        cost.spread_ms = float(np.median(np.abs(total - np.median(total))))
+        cost.tail_ms = float(np.median(total - first))
+        cost.measured = len(timings)
+        return cost
+
     def estimate(self, steps: int) -> float:
         """The whole chunk: what decides whether a step count keeps up with real time."""
         return self.fixed_ms + steps * self.per_step_ms + self.spread_ms
