@@ -5,7 +5,8 @@ starts with its default room. Rooms are opened one by one (`POST /rooms` after t
 WHIP speakers playing a WAV dialogue on a loop through the Python client and 1 WHEP viewer; after each,
 every admitted room's viewer is measured over a fixed window: frames delivered per second, and the room's
 fresh frames per second (its repeated frames are not fresh). When the server refuses a room (503 +
-Retry-After), every admitted room is measured once more. Bounded: at most --max-tries rooms, a fixed
+Retry-After), every admitted room is measured once more. Then WHEP viewers are added to the first room
+until one is refused, each step measuring every viewer's delivered fps. Bounded: at most --max-tries rooms, a fixed
 window each. Prints a table, writes JSON naming the machine.
 """
 
@@ -16,6 +17,7 @@ import asyncio
 import json
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 
 from realtime.errors import BYAError
@@ -23,6 +25,7 @@ from realtime.media import VIDEO_FPS
 
 DEFAULT_OUT = "docs/bench/load_cpu.json"
 TARGET_FPS = 24  # issue 8: every admitted room at >= 24 fps
+MAX_VIEWER_TRIES = 16  # viewers added to the first room at most (the server's per-room limit comes first)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -147,12 +150,14 @@ async def run_load(loaded, args: argparse.Namespace, wavs: list[Path]) -> dict:
                 after = {"rooms": len(rooms), "per_room": rows, "holds_target": holds(rows)}
                 print("bench load: after the refusal:")
                 print_step(after)
+            viewers = await viewer_sweep(rooms[0], http, base, token, args) if rooms else None
         finally:
             for r in rooms:
                 await r.close(http, token)
     held = max((s["rooms"] for s in steps if s["holds_target"]), default=0)
     return {
         "server_limits": host_limits,
+        "viewers": viewers,
         "steps": steps,
         "refusal": refusal,
         "after_refusal": after,
@@ -162,8 +167,84 @@ async def run_load(loaded, args: argparse.Namespace, wavs: list[Path]) -> dict:
                 refusal and refusal["status"] == 503 and refusal["retry_after"]
             ),
             "admitted_rooms_hold_target_after_refusal": bool(after and after["holds_target"]),
+            "viewer_refused_with_503_and_retry_after": bool(
+                viewers
+                and viewers["refusal"]
+                and viewers["refusal"]["status"] == 503
+                and viewers["refusal"]["retry_after"]
+            ),
+            "admitted_viewers_hold_target_after_refusal": bool(viewers and viewers["after_refusal_holds"]),
         },
     }
+
+
+async def open_viewer(http, url: str, token: str):
+    """A WHEP viewer on `url`, or (None, refusal) when the server turns it away."""
+    from aiortc import RTCSessionDescription
+
+    from clients.python.signaling import RemoteSession
+    from clients.python.viewer import WhepViewer
+
+    viewer = WhepViewer()
+    await viewer.pc.setLocalDescription(await viewer.pc.createOffer())
+    headers = {"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"}
+    async with http.post(f"{url}/whep", data=viewer.pc.localDescription.sdp, headers=headers) as r:
+        body = await r.text()
+        if r.status != 201:
+            await viewer.pc.close()
+            return None, {
+                "status": r.status,
+                "retry_after": r.headers.get("Retry-After"),
+                "reason": body.strip(),
+            }
+        location = r.headers["Location"]
+    await viewer.pc.setRemoteDescription(RTCSessionDescription(body, "answer"))
+    viewer.session = RemoteSession(urllib.parse.urljoin(f"{url}/whep", location), body)
+    await viewer.connected()
+    return viewer, None
+
+
+async def viewer_sweep(room: LoadRoom, http, base: str, token: str, args: argparse.Namespace) -> dict:
+    """More WHEP viewers on the first room, one at a time, until the server refuses one: every viewer's
+    delivered fps after each, and once more after the refusal (the refused one must cost the others nothing)."""
+    viewers, steps, refusal = [room.viewer], [], None
+    window = max(2.0, args.window / 2)
+    try:
+        for _ in range(MAX_VIEWER_TRIES):
+            viewer, refusal = await open_viewer(http, base + room.prefix, token)
+            if viewer is None:
+                print(f"bench load: viewer {len(viewers) + 1} refused: {refusal}", flush=True)
+                break
+            viewers.append(viewer)
+            await asyncio.sleep(1.0)
+            fps = await viewer_fps(viewers, window)
+            steps.append(
+                {"viewers": len(viewers), "fps_delivered": fps, "holds_target": min(fps) >= TARGET_FPS}
+            )
+            print(f"  viewers {len(viewers):2d} | min delivered {min(fps):5.1f} fps", flush=True)
+        after = await viewer_fps(viewers, window) if refusal is not None else None
+        if after is not None:
+            print(f"bench load: after the viewer refusal: min delivered {min(after):5.1f} fps", flush=True)
+    finally:
+        for viewer in viewers[1:]:
+            await viewer.close(http, token)
+    held = max((s["viewers"] for s in steps if s["holds_target"]), default=1)
+    return {
+        "room": room.name,
+        "steps": steps,
+        "refusal": refusal,
+        "after_refusal_fps": after,
+        "after_refusal_holds": after is not None and min(after) >= TARGET_FPS,
+        "viewers_held_at_target": held,
+    }
+
+
+async def viewer_fps(viewers: list, window_s: float) -> list[float]:
+    counts = [len(v.video) for v in viewers]
+    start = time.monotonic()
+    await asyncio.sleep(window_s)
+    elapsed = time.monotonic() - start
+    return [round((len(v.video) - n) / elapsed, 2) for v, n in zip(viewers, counts, strict=True)]
 
 
 def print_step(step: dict) -> None:
@@ -187,6 +268,12 @@ def print_table(result: dict) -> None:
     print(
         f"rooms held at >= {TARGET_FPS} fps: {result['rooms_held_at_target']}; refusal: {result['refusal']}"
     )
+    v = result.get("viewers")
+    if v:
+        print(
+            f"viewers on room {v['room']!r} at >= {TARGET_FPS} fps: {v['viewers_held_at_target']}; "
+            f"refusal: {v['refusal']}; after it: {v['after_refusal_fps']}"
+        )
 
 
 def bench_command(args: argparse.Namespace) -> int:

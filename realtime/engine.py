@@ -48,11 +48,19 @@ COST_HEADROOM = 1.1  # latency budget = 1.1 x the measured first-frame cost + SA
 SAFETY_MS = 10.0  # worker wake-up and result hand-over
 PULL_MS = 5  # inputs are pulled this often: a chunk's last audio waits at most 5 ms for the worker
 # Adaptive latency: the warm-up cannot see the live load (WebRTC, the event loop), so a measured latency
-# is raised by RAISE_STEP_MS whenever a chunk misses its first frame's deadline or is skipped, at most
-# once per RAISE_INTERVAL_S and MAX_RAISE_MS in all (an overloaded machine is the overload policy's job)
+# is raised by RAISE_STEP_MS when chunks keep missing their first frame's deadline (or are skipped):
+# misses spread over at least MISS_SPAN_S within MISS_WINDOW_S, at most once per RAISE_INTERVAL_S and
+# MAX_RAISE_MS in all (an overloaded machine is the overload policy's job). One hiccup (a page fault, a
+# GC pause, a stall of a few hundred ms) makes a burst of misses, not a trend. After LOWER_AFTER_S without a miss it comes back down a step, never below the measured start;
+# a raise soon after a lowering doubles that wait (up to MAX_LOWER_AFTER_S), so it settles, not swings.
 RAISE_STEP_MS = 10  # a multiple of PULL_MS: the output ticks stay on the wake-up grid
 RAISE_INTERVAL_S = 1.0
+MISS_SPAN_S = 1.0
+MISS_WINDOW_S = 10.0
 MAX_RAISE_MS = 100
+LOWER_AFTER_S = 30.0
+MAX_LOWER_AFTER_S = 600.0
+LATENCY_LOG = 64  # latency changes kept for stats (the start is always kept)
 SUSTAINABLE = 0.9  # a step count is sustainable when its chunk costs under 90% of the chunk's duration
 HISTORY = 250  # chunks of timings kept for stats (20 s)
 
@@ -92,7 +100,10 @@ class Room:
         self._clock = time.monotonic
         self._t0 = self._delay = 0.0
         self._latency_log: list[list[float]] = []  # [first frame, latency ms] at the start and each raise
-        self._last_raise = -1e9
+        self._last_change = -1e9  # clock time of the last raise or lowering
+        self._last_lower = -1e9
+        self._misses: deque[float] = deque(maxlen=256)  # clock times of misses within MISS_WINDOW_S
+        self.lower_after_s = LOWER_AFTER_S  # grows when a lowering proves too optimistic
         self._tick = 0  # next 20 ms output tick
         self._pulled = 0  # 16 kHz input samples pulled since the start
         self._out = np.zeros(0, np.float32)  # 48 kHz output mix not yet sent; first sample = _out_base
@@ -317,23 +328,44 @@ class Room:
             self._slack_ms.append(slack)
             if slack < 0:
                 self._raise_latency()
+            else:
+                self._maybe_lower_latency()
             self._timings.append(chunk.timings_ms)  # its frames came through _frame_ready already
 
     def _raise_latency(self) -> None:
-        """A missed deadline: both outputs pause RAISE_STEP_MS once (A/V stays aligned), later chunks gain it."""
+        """Missed deadlines: both outputs pause RAISE_STEP_MS once (A/V stays aligned), later chunks gain it."""
         now = self._clock()
-        start_ms = self._latency_log[0][1]
+        self._misses.append(now)
+        while now - self._misses[0] > MISS_WINDOW_S:
+            self._misses.popleft()
         if (
             self.requested_latency_ms is not None
-            or 1e3 * self._delay + RAISE_STEP_MS > start_ms + MAX_RAISE_MS + 1e-6
-            or now - self._last_raise < RAISE_INTERVAL_S
+            or now - self._misses[0] < MISS_SPAN_S  # a burst from one hiccup so far
+            or 1e3 * self._delay + RAISE_STEP_MS > self._latency_log[0][1] + MAX_RAISE_MS + 1e-6
+            or now - self._last_change < RAISE_INTERVAL_S
         ):
             return
-        self._delay += RAISE_STEP_MS / 1000
-        self._last_raise = now
+        if now - self._last_lower < self.lower_after_s:  # the last lowering went too far: wait longer
+            self.lower_after_s = min(2 * self.lower_after_s, MAX_LOWER_AFTER_S)
+        self._change_latency(+RAISE_STEP_MS, now, "raised after missed deadlines")
+
+    def _maybe_lower_latency(self) -> None:
+        """LOWER_AFTER_S without a miss: the output goes out a step earlier (no audio or frame is dropped)."""
+        now = self._clock()
+        quiet = now - max(self._last_change, self._misses[-1] if self._misses else -1e9)
+        above_start = 1e3 * self._delay - RAISE_STEP_MS >= self._latency_log[0][1] - 1e-6
+        if self.requested_latency_ms is None and quiet >= self.lower_after_s and above_start:
+            self._last_lower = now
+            self._change_latency(-RAISE_STEP_MS, now, "lowered after a quiet spell")
+
+    def _change_latency(self, step_ms: float, now: float, why: str) -> None:
+        self._delay += step_ms / 1000
+        self._last_change = now
         first = -(-self._tick // AUDIO_FRAMES_PER_VIDEO_FRAME)  # the next video frame to leave
         self._latency_log.append([first, round(1e3 * self._delay, 1)])
-        log.info("room latency raised to %.0f ms after a missed deadline", 1e3 * self._delay)
+        if len(self._latency_log) > LATENCY_LOG:
+            del self._latency_log[1]  # the start stays: it is the floor
+        log.info("room latency %s: %.0f ms", why, 1e3 * self._delay)
 
     def _emit_video(self, frame: int) -> None:
         for stale in [k for k in self._ready if k < frame]:

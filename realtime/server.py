@@ -19,7 +19,6 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from aiohttp import web
 from aiortc import RTCPeerConnection
@@ -35,6 +34,7 @@ from realtime.http_guard import (
     require_token,
 )
 from realtime.rooms import DEFAULT_ROOM, RoomRequestError, build_room, bundled_scenes, parse_room_request
+from realtime.web_pages import WebPages
 from realtime.webrtc import (
     RoomAudioTrack,
     RoomVideoTrack,
@@ -47,11 +47,6 @@ from realtime.webrtc import (
 )
 
 log = logging.getLogger(__name__)
-
-WEB_ROOT = Path(__file__).resolve().parent.parent / "clients" / "web"
-PAGES = {"/": "speaker.html", "/viewer": "viewer.html"}  # path -> file; nothing else maps to a file
-ASSETS = ("bya.js", "speaker.js", "viewer.js", "style.css")  # served under /web/<name>, read at start-up
-CONTENT_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
 
 
 @dataclass(frozen=True)
@@ -104,7 +99,7 @@ class LiveServer:
         self.sessions: dict[str, Session] = {}
         self.peer_connections_created = 0  # what the auth tests count: refused requests create none
         self.app = web.Application(middlewares=[cors_middleware(guard)], client_max_size=MAX_SDP_BYTES)
-        self.files = _read_web_files()
+        self.pages = WebPages()
         routes = []
         for prefix in ("", "/rooms/{room}"):  # the default room un-prefixed, every room under /rooms/<name>
             routes += [
@@ -123,9 +118,7 @@ class LiveServer:
                 web.get("/rooms/{room}", self.get_room),
                 web.delete("/rooms/{room}", self.delete_room),
                 web.get("/health", self.health),
-                web.get("/", self.page),
-                web.get("/viewer", self.page),
-                web.get("/web/{name}", self.asset),
+                *self.pages.routes(),
             ]
         )
         self.app.on_startup.append(self._startup)
@@ -448,21 +441,6 @@ class LiveServer:
             }
         return web.json_response(doc, dumps=_dumps)
 
-    async def page(self, request: web.Request) -> web.Response:
-        return self._file(PAGES[request.path])
-
-    async def asset(self, request: web.Request) -> web.Response:
-        name = request.match_info["name"]
-        if name not in ASSETS:
-            raise web.HTTPNotFound()
-        return self._file(name)
-
-    def _file(self, name: str) -> web.Response:
-        body = self.files.get(name)
-        if body is None:
-            raise web.HTTPNotFound(text=f"{name} is not installed\n")
-        return web.Response(body=body, content_type=CONTENT_TYPES[Path(name).suffix], charset="utf-8")
-
 
 def _unavailable(reason: str) -> web.HTTPServiceUnavailable:
     """503 with Retry-After: nothing was started, the running rooms are untouched."""
@@ -492,12 +470,6 @@ async def _drain(track) -> None:
             await track.recv()
     except MediaStreamError:
         return
-
-
-def _read_web_files() -> dict[str, bytes]:
-    """The pages and assets, read once: request paths are looked up in this table, never on disk."""
-    names = (*PAGES.values(), *ASSETS)
-    return {name: (WEB_ROOT / name).read_bytes() for name in names if (WEB_ROOT / name).is_file()}
 
 
 def _dumps(obj) -> str:

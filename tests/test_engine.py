@@ -160,7 +160,7 @@ def test_overload_fewer_steps_then_repeat_frames_audio_never_stalls(scene) -> No
     assert np.mean(loud) > 0.9  # the speaker is heard throughout, slow model or not
 
 
-def test_missed_deadlines_raise_the_latency_in_small_bounded_steps(scene) -> None:
+def test_missed_deadlines_raise_the_latency_in_small_bounded_steps_and_it_comes_back(scene) -> None:
     loaded = tiny_model(steps=1)
     slow = {"ms": 0.0}
     denoise = loaded.generator.denoise
@@ -174,31 +174,37 @@ def test_missed_deadlines_raise_the_latency_in_small_bounded_steps(scene) -> Non
 
     async def main():
         room = Room(loaded, scene, steps=1)
-        viewer = Viewer(room, max_frames=512)
+        viewer = Viewer(room, max_frames=1024)
         await room.start()
         audio_input = room.open_input("a")
         await speak(audio_input, 1.0)
         before = room.stats()
         slow["ms"] = 60.0  # every chunk now misses the deadline the warm-up planned for
         await speak(audio_input, 3.5)
+        raised = room.stats()
+        slow["ms"] = 0.0  # the machine is fast again: after a quiet spell the latency comes back down
+        room.lower_after_s = 0.4
+        await speak(audio_input, 3.0)
         await room.stop()
         await viewer.done()
-        return before, room.stats(), viewer
+        return before, raised, room.stats(), viewer
 
-    before, after, viewer = asyncio.run(main())
-    start = after["latency_changes"][0][1]
-    assert before["latency_ms"] == start  # nothing missed while the model kept its measured pace
-    raised = [ms for _, ms in after["latency_changes"][1:]]
-    assert len(raised) >= 2  # late chunks raised it, at most once a second
-    assert np.allclose(np.diff([start, *raised]), RAISE_STEP_MS)
-    assert after["latency_ms"] == raised[-1] <= start + MAX_RAISE_MS
-    frames = [f for f, _ in after["latency_changes"]]
+    before, raised, after, viewer = asyncio.run(main())
+    changes = after["latency_changes"]
+    start = changes[0][1]
+    assert before["latency_ms"] == start  # nothing kept missing while the model kept its measured pace
+    levels = [ms for _, ms in changes]
+    assert np.allclose(np.abs(np.diff(levels)), RAISE_STEP_MS)  # one step at a time
+    assert raised["latency_ms"] >= start + 2 * RAISE_STEP_MS  # late chunks raised it, once a second at most
+    assert max(levels) <= start + MAX_RAISE_MS and min(levels) >= start
+    assert after["latency_ms"] < raised["latency_ms"]  # and it came back down, never below the start
+    frames = [f for f, _ in changes]
     assert frames == sorted(frames)
-    # both outputs paused together: audio and video stay contiguous, nothing was dropped
+    # both outputs paused (or went early) together: audio and video contiguous, nothing dropped
     assert contiguous(viewer.audio, AUDIO_FRAME_SAMPLES) and contiguous(viewer.video, 1)
     assert after["audio_underruns"] == 0
 
-    # a fixed latency (latency_ms given) is never raised
+    # a fixed latency (latency_ms given) is never changed
     async def fixed():
         room = Room(loaded, scene, steps=1, latency_ms=300)
         await room.start()
@@ -208,6 +214,32 @@ def test_missed_deadlines_raise_the_latency_in_small_bounded_steps(scene) -> Non
 
     stats = asyncio.run(fixed())
     assert stats["latency_ms"] == 300 and len(stats["latency_changes"]) == 1
+
+
+def test_a_lone_missed_deadline_does_not_raise_the_latency(scene) -> None:
+    loaded = tiny_model(steps=1)
+    calls = {"n": 0}
+    denoise = loaded.generator.denoise
+
+    @functools.wraps(denoise)
+    def once_slow(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 40:  # one hiccup (a page fault, a GC pause) in the live run
+            time.sleep(0.3)
+        return denoise(*args, **kwargs)
+
+    loaded.generator.denoise = once_slow
+
+    async def main():
+        room = Room(loaded, scene, steps=1)
+        await room.start()
+        await speak(room.open_input("a"), 3.0)
+        await room.stop()
+        return room.stats()
+
+    stats = asyncio.run(main())
+    assert stats["late_chunks"] + stats["skipped_chunks"] >= 1  # the hiccup was seen
+    assert len(stats["latency_changes"]) == 1  # but one miss is not a trend
 
 
 def test_av_offset_a_click_leaves_with_its_frame(scene) -> None:
