@@ -35,6 +35,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-tries", type=int, default=8, help="rooms tried at most (default 8)")
     p.add_argument("--max-rooms", type=int, help="the server's room limit (default: measured by the server)")
     p.add_argument("--threads", type=int, help="torch threads (default: what bya serve uses)")
+    p.add_argument(
+        "--backend",
+        choices=("torch", "onnx", "auto"),
+        default="auto",
+        help="the model step's backend, as `bya serve --backend` (default auto, as bya serve)",
+    )
     p.add_argument("--out", default=DEFAULT_OUT, help=f"JSON file (default {DEFAULT_OUT})")
 
 
@@ -280,7 +286,7 @@ def bench_command(args: argparse.Namespace) -> int:
     import torch
 
     from clients.looped_speech import dialogue_wavs, machine
-    from realtime.default_model import load_model
+    from realtime.default_model import load_model, use_backend
     from realtime.threads import live_threads
 
     check_args(args)
@@ -288,6 +294,7 @@ def bench_command(args: argparse.Namespace) -> int:
         args.threads = live_threads()
     torch.set_num_threads(args.threads)
     loaded = load_model(args.model)
+    use_backend(loaded, args.backend)
     with tempfile.TemporaryDirectory(prefix="bya-load-") as tmp:
         wavs, _, _ = dialogue_wavs(Path(tmp))
         result = asyncio.run(run_load(loaded, args, wavs))
@@ -295,6 +302,7 @@ def bench_command(args: argparse.Namespace) -> int:
         "machine": machine(args.threads),
         "model": {"path": str(loaded.path), "steps": loaded.steps, "backend": loaded.backend},
         "command": f"bya bench load --window {args.window} --settle {args.settle} --max-tries {args.max_tries}"
+        + f" --backend {args.backend}"
         + (f" --max-rooms {args.max_rooms}" if args.max_rooms else ""),
         "target_fps": TARGET_FPS,
         **result,

@@ -41,6 +41,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="generator checkpoint (default: the shipped model)")
     p.add_argument("--threads", type=int, help="torch threads (default: what bya serve uses)")
     p.add_argument(
+        "--backend",
+        choices=("torch", "onnx", "auto"),
+        default="auto",
+        help="the model step's backend, as `bya serve --backend` (default auto, as bya serve)",
+    )
+    p.add_argument(
         "--out", default=DEFAULT_OUT, help=f"JSON file; the PNG goes beside it (default {DEFAULT_OUT})"
     )
 
@@ -276,7 +282,7 @@ def bench_command(args: argparse.Namespace) -> int:
     import torch
 
     from clients.looped_speech import machine
-    from realtime.default_model import load_model
+    from realtime.default_model import load_model, use_backend
     from realtime.threads import live_threads
 
     check_args(args)
@@ -284,7 +290,9 @@ def bench_command(args: argparse.Namespace) -> int:
         args.threads = live_threads()
     torch.set_num_threads(args.threads)
     loaded = load_model(args.model)
+    use_backend(loaded, args.backend)
     result = run(loaded, args)
+    result["command"] += f" --backend {args.backend}"
     result["machine"] = machine(args.threads)
     result["model"] = {"path": str(loaded.path), "steps": loaded.steps, "backend": loaded.backend}
     out = Path(args.out)

@@ -70,7 +70,9 @@ def use_backend(loaded: LoadedModel, backend: str, cache_dir: str | Path | None 
         step = OnnxDenoiser(onnx_path, threads=torch.get_num_threads())  # the same pool size as torch
         loaded.denoiser, loaded.backend = step, f"onnxruntime:{step.provider}"
         return {}
-    fn, name, timings = pick_backend(loaded.generator, onnx_path)
+    fn, name, timings = pick_backend(
+        loaded.generator, onnx_path, window=loaded.window, threads=torch.get_num_threads()
+    )
     loaded.denoiser = None if name == "torch" else fn
     loaded.backend = name
     return timings

@@ -149,15 +149,19 @@ def time_backend(fn, args: tuple, repeat: int = 10) -> float:
 
 @torch.no_grad()
 def pick_backend(
-    model: Generator, onnx_path: str | Path | None, repeat: int = 10
+    model: Generator,
+    onnx_path: str | Path | None,
+    repeat: int = 10,
+    window: int | None = None,  # cached chunks the session attends to (default: the model's full window)
+    threads: int | None = None,  # ONNX Runtime's intra-op threads: give it what torch has, for a fair race
 ) -> tuple[object, str, dict]:
-    """(denoiser, name, timings_ms): the faster of torch and ONNX Runtime on a full-window step."""
+    """(denoiser, name, timings_ms): the faster of torch and ONNX Runtime on the session's step."""
     step = DenoiseStep(model)
-    args = example_inputs(model, model.cfg.window_chunks)
+    args = example_inputs(model, model.cfg.window_chunks if window is None else window)
     timings = {"torch": time_backend(step, args, repeat)}
     if onnx_path is None or not Path(onnx_path).is_file():
         return model.denoise, "torch", timings
-    ort_step = OnnxDenoiser(onnx_path)
+    ort_step = OnnxDenoiser(onnx_path, threads=threads)
     sink = SinkCache([], [], list(args[3].unbind(0)))
     ort_args = (
         args[0],

@@ -157,7 +157,18 @@ def test_bya_serve_finishes_its_recording_on_a_signal(tmp_path, sig) -> None:
     model = save_generator(Generator(GENERATOR_CONFIGS["tiny"]), tmp_path / "tiny.safetensors")
     out, port = tmp_path / "serve.mp4", _free_port()
     cmd = [sys.executable, "-m", "realtime.cli", "serve", "--open", "--port", str(port)]
-    cmd += ["--model", str(model), "--steps", "1", "--characters", "2", "--record", str(out)]
+    cmd += [
+        "--model",
+        str(model),
+        "--steps",
+        "1",
+        "--backend",
+        "torch",
+        "--characters",
+        "2",
+        "--record",
+        str(out),
+    ]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
@@ -201,7 +212,7 @@ def test_bya_serve_virtual_camera_error_is_one_line(tmp_path) -> None:
     torch.manual_seed(0)
     model = save_generator(Generator(GENERATOR_CONFIGS["tiny"]), tmp_path / "tiny.safetensors")
     cmd = [sys.executable, "-m", "realtime.cli", "serve", "--open", "--port", str(_free_port())]
-    cmd += ["--model", str(model), "--steps", "1", "--virtual-camera"]
+    cmd += ["--model", str(model), "--steps", "1", "--backend", "torch", "--virtual-camera"]
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     last = done.stderr.strip().splitlines()[-1]
