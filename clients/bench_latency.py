@@ -17,13 +17,13 @@ import dataclasses
 import fractions
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from realtime.bench_machine import describe_machine
 from realtime.errors import BYAError
 from realtime.media import MAX_CHARACTERS, MIN_CHARACTERS
 from realtime.threads import live_threads
@@ -184,12 +184,7 @@ def run(args: argparse.Namespace) -> dict:
                 print_row(results[-1])
     return {
         "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "cores": os.cpu_count(),
-            "threads": args.threads,
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
+            **describe_machine(args.threads),
             "note": "the CPU is shared: see each run's load_average (a training run may be using it)",
         },
         "model": {"path": str(loaded.path), "steps": steps, "note": note},

@@ -17,9 +17,9 @@ import asyncio
 import json
 import tempfile
 import time
-import urllib.parse
 from pathlib import Path
 
+from clients.served_model import add_served_model_arguments
 from realtime.errors import BYAError
 from realtime.media import VIDEO_FPS
 
@@ -29,18 +29,11 @@ MAX_VIEWER_TRIES = 16  # viewers added to the first room at most (the server's p
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="generator checkpoint (default: the shipped model)")
     p.add_argument("--window", type=float, default=20.0, help="seconds each measurement lasts (default 20)")
     p.add_argument("--settle", type=float, default=5.0, help="seconds after opening a room (default 5)")
     p.add_argument("--max-tries", type=int, default=8, help="rooms tried at most (default 8)")
     p.add_argument("--max-rooms", type=int, help="the server's room limit (default: measured by the server)")
-    p.add_argument("--threads", type=int, help="torch threads (default: what bya serve uses)")
-    p.add_argument(
-        "--backend",
-        choices=("torch", "onnx", "auto"),
-        default="auto",
-        help="the model step's backend, as `bya serve --backend` (default auto, as bya serve)",
-    )
+    add_served_model_arguments(p)
     p.add_argument("--out", default=DEFAULT_OUT, help=f"JSON file (default {DEFAULT_OUT})")
 
 
@@ -186,27 +179,17 @@ async def run_load(loaded, args: argparse.Namespace, wavs: list[Path]) -> dict:
 
 async def open_viewer(http, url: str, token: str):
     """A WHEP viewer on `url`, or (None, refusal) when the server turns it away."""
-    from aiortc import RTCSessionDescription
-
-    from clients.python.signaling import RemoteSession
+    from clients.python.signaling import SessionError
     from clients.python.viewer import WhepViewer
 
     viewer = WhepViewer()
-    await viewer.pc.setLocalDescription(await viewer.pc.createOffer())
-    headers = {"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"}
-    async with http.post(f"{url}/whep", data=viewer.pc.localDescription.sdp, headers=headers) as r:
-        body = await r.text()
-        if r.status != 201:
-            await viewer.pc.close()
-            return None, {
-                "status": r.status,
-                "retry_after": r.headers.get("Retry-After"),
-                "reason": body.strip(),
-            }
-        location = r.headers["Location"]
-    await viewer.pc.setRemoteDescription(RTCSessionDescription(body, "answer"))
-    viewer.session = RemoteSession(urllib.parse.urljoin(f"{url}/whep", location), body)
-    await viewer.connected()
+    try:
+        await viewer.play(http, url, token)
+    except SessionError as exc:
+        await viewer.pc.close()
+        if exc.status is None:  # not a refusal: the connection itself failed
+            raise
+        return None, {"status": exc.status, "retry_after": exc.retry_after, "reason": str(exc)}
     return viewer, None
 
 
@@ -283,23 +266,17 @@ def print_table(result: dict) -> None:
 
 
 def bench_command(args: argparse.Namespace) -> int:
-    import torch
-
-    from clients.looped_speech import dialogue_wavs, machine
-    from realtime.default_model import load_model, use_backend
-    from realtime.threads import live_threads
+    from clients.looped_speech import dialogue_wavs
+    from clients.served_model import load_served_model
+    from realtime.bench_machine import describe_machine
 
     check_args(args)
-    if args.threads is None:
-        args.threads = live_threads()
-    torch.set_num_threads(args.threads)
-    loaded = load_model(args.model)
-    use_backend(loaded, args.backend)
+    loaded = load_served_model(args)
     with tempfile.TemporaryDirectory(prefix="bya-load-") as tmp:
         wavs, _, _ = dialogue_wavs(Path(tmp))
         result = asyncio.run(run_load(loaded, args, wavs))
     result = {
-        "machine": machine(args.threads),
+        "machine": describe_machine(args.threads),
         "model": {"path": str(loaded.path), "steps": loaded.steps, "backend": loaded.backend},
         "command": f"bya bench load --window {args.window} --settle {args.settle} --max-tries {args.max_tries}"
         + f" --backend {args.backend}"

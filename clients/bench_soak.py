@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from clients.served_model import add_served_model_arguments
 from realtime.errors import BYAError
 from realtime.media import VIDEO_FPS, WEBRTC_AUDIO_RATE
 
@@ -38,14 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=float,
         help="minutes before the memory baseline (default: 2, or a quarter of short runs)",
     )
-    p.add_argument("--model", help="generator checkpoint (default: the shipped model)")
-    p.add_argument("--threads", type=int, help="torch threads (default: what bya serve uses)")
-    p.add_argument(
-        "--backend",
-        choices=("torch", "onnx", "auto"),
-        default="auto",
-        help="the model step's backend, as `bya serve --backend` (default auto, as bya serve)",
-    )
+    add_served_model_arguments(p)
     p.add_argument(
         "--out", default=DEFAULT_OUT, help=f"JSON file; the PNG goes beside it (default {DEFAULT_OUT})"
     )
@@ -279,21 +273,14 @@ def write_plot(samples: list[dict], summary: dict, path: Path) -> Path:
 
 
 def bench_command(args: argparse.Namespace) -> int:
-    import torch
-
-    from clients.looped_speech import machine
-    from realtime.default_model import load_model, use_backend
-    from realtime.threads import live_threads
+    from clients.served_model import load_served_model
+    from realtime.bench_machine import describe_machine
 
     check_args(args)
-    if args.threads is None:
-        args.threads = live_threads()
-    torch.set_num_threads(args.threads)
-    loaded = load_model(args.model)
-    use_backend(loaded, args.backend)
+    loaded = load_served_model(args)
     result = run(loaded, args)
     result["command"] += f" --backend {args.backend}"
-    result["machine"] = machine(args.threads)
+    result["machine"] = describe_machine(args.threads)
     result["model"] = {"path": str(loaded.path), "steps": loaded.steps, "backend": loaded.backend}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

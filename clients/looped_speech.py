@@ -4,15 +4,13 @@
 silent gaps, so every onset is findable again at the viewer) as one WAV per character; the speakers read
 them back with the Python client's `load_audio`, as a user's files would be. `LoopingSpeaker` is the
 client's WhipSpeaker with a track that starts over at the end instead of falling silent, so a 30-minute
-run holds one loop of audio in memory, not 30 minutes of it. Also: the machine, described for the JSON.
+run holds one loop of audio in memory, not 30 minutes of it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import fractions
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -73,26 +71,6 @@ class LoopingSpeaker(WhipSpeaker):
         self.pc = RTCPeerConnection(rtc_configuration())
         self.pc.addTransceiver(self.track, direction="sendonly")
         self.session = None
-
-
-def machine(threads: int) -> dict:
-    """The machine a benchmark ran on, for its JSON."""
-    import torch
-
-    cpuinfo = Path("/proc/cpuinfo")
-    lines = cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []
-    model = next(
-        (line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")),
-        platform.processor() or platform.machine(),
-    )
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "threads": threads,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
-    }
 
 
 def rss_mb() -> float:

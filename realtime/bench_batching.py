@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import threading
 import time
 from pathlib import Path
@@ -21,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from realtime.bench_machine import describe_machine
 from realtime.errors import BYAError
 from realtime.media import FRAME_MS
 
@@ -181,13 +180,7 @@ def run(args: argparse.Namespace) -> dict:
     )
     result["gain_vs_best_unbatched"] = round(gain, 3)
     return {
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "cores": os.cpu_count(),
-            "threads": args.threads,
-            "torch": torch.__version__,
-            "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
-        },
+        "machine": describe_machine(args.threads),
         "model": {"path": str(loaded.path), "steps": loaded.steps, "window": loaded.window},
         "chunk_ms": cfg.chunk_frames * FRAME_MS,
         "rooms": ROOMS,

@@ -217,29 +217,22 @@ def test_missed_deadlines_raise_the_latency_in_small_bounded_steps_and_it_comes_
 
 
 def test_a_lone_missed_deadline_does_not_raise_the_latency(scene) -> None:
-    loaded = tiny_model(steps=1)
-    calls = {"n": 0}
-    denoise = loaded.generator.denoise
+    """The policy on a synthetic clock (a live run adds the machine's own misses at random): one hiccup's
+    burst of misses inside a second is not a trend; misses spread over more than a second are."""
+    room = Room(tiny_model(steps=1), scene, steps=1)
+    now = {"t": 100.0}
+    room._clock = lambda: now["t"]
+    room._delay, room._latency_log = 0.2, [[0, 200.0]]
 
-    @functools.wraps(denoise)
-    def once_slow(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 40:  # one hiccup (a page fault, a GC pause) in the live run
-            time.sleep(0.3)
-        return denoise(*args, **kwargs)
+    for t in (100.0, 100.05, 100.1, 100.3, 100.6, 100.9):  # a 300 ms stall and the catch-up after it
+        now["t"] = t
+        room._raise_latency()
+    stats = room.stats()
+    assert len(stats["latency_changes"]) == 1 and stats["latency_ms"] == 200.0  # one miss burst: no trend
 
-    loaded.generator.denoise = once_slow
-
-    async def main():
-        room = Room(loaded, scene, steps=1)
-        await room.start()
-        await speak(room.open_input("a"), 3.0)
-        await room.stop()
-        return room.stats()
-
-    stats = asyncio.run(main())
-    assert stats["late_chunks"] + stats["skipped_chunks"] >= 1  # the hiccup was seen
-    assert len(stats["latency_changes"]) == 1  # but one miss is not a trend
+    now["t"] = 101.5  # a miss again, 1.5 s after the first: misses over more than a second
+    room._raise_latency()
+    assert room.stats()["latency_ms"] == 200.0 + RAISE_STEP_MS
 
 
 def test_av_offset_a_click_leaves_with_its_frame(scene) -> None:

@@ -29,6 +29,11 @@ HTTP_TIMEOUT_S = 10.0  # one SDP exchange; the server answers once its own gathe
 class SessionError(BYAError):
     """The server refused an offer (4xx/5xx), or a session failed to connect."""
 
+    def __init__(self, message: str, status: int | None = None, retry_after: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # the HTTP status of a refused offer; None when no answer came
+        self.retry_after = retry_after  # its Retry-After header (a 503 past a server limit)
+
 
 def check_base_url(url: str) -> str:
     """'http(s)://host:port' with no path, query or fragment; SessionError otherwise."""
@@ -79,7 +84,9 @@ async def exchange(
         async with http.post(url, data=pc.localDescription.sdp, headers=headers, timeout=timeout) as r:
             body = await r.text()
             if r.status != 201:
-                raise SessionError(f"POST {url}: {r.status} {body.strip()[:200]}")
+                raise SessionError(
+                    f"POST {url}: {r.status} {body.strip()[:200]}", r.status, r.headers.get("Retry-After")
+                )
             location = r.headers.get("Location")
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise SessionError(f"POST {url}: {type(exc).__name__} {exc}".rstrip()) from exc
