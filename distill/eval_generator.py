@@ -45,6 +45,7 @@ def _row(rep: dict) -> dict:
         "auc_other": b["auc_other_mean"],
         "wrong_person_rate": b["wrong_person_rate"],
         "mask_iou": m.get("iou_mean"),
+        "mask_iou_reference_held": m.get("reference_held_iou_mean"),
         "mask_flicker": m.get("flicker_mean"),
         "background_psnr_db": bg["psnr_db"],
     }
@@ -178,13 +179,13 @@ def eval_model_command(args: argparse.Namespace) -> int:
     out.write_text(json.dumps(rep, indent=1, allow_nan=True))
     out.with_suffix(".md").write_text(markdown_table(rep))
     print(
-        f"{'seed':>5} {'N':>2} {'r':>6} {'off':>4} {'AUCown':>7} {'AUCoth':>7} {'IoU':>6} {'IoUref':>6} {'bgPSNR':>7}"
+        f"{'seed':>5} {'N':>2} {'r':>6} {'off':>4} {'AUCown':>7} {'AUCoth':>7} {'IoU':>6} {'IoUref':>6} {'IoUheld':>7} {'bgPSNR':>7}"
     )
     for r in rep["clips"]:
         print(
             f"{r['seed']:>5} {r['characters']:>2} {_f(r['lip_sync_r_mean'])} {r['offset_frames']!s:>4} "
             f"{_f(r['auc_own'], 7)} {_f(r['auc_other'], 7)} {_f(r['mask_iou'])} {_f(r['mask_iou_refined'])} "
-            f"{_f(r['background_psnr_db'], 7)}"
+            f"{_f(r['mask_iou_reference_held'], 7)} {_f(r['background_psnr_db'], 7)}"
         )
     print(
         "summary:", json.dumps({k: round(v, 3) if v is not None else None for k, v in rep["summary"].items()})
@@ -209,6 +210,7 @@ def markdown_table(rep: dict) -> str:
         ("wrong_person_rate", "wrong person"),
         ("mask_iou", "mask IoU"),
         ("mask_iou_refined", "IoU refined"),
+        ("mask_iou_reference_held", "IoU, reference held"),
         ("background_psnr_db", "bg PSNR dB"),
     ]
     lines = ["| " + " | ".join(h for _, h in cols) + " |", "|" + "---:|" * len(cols)]
@@ -226,6 +228,7 @@ def markdown_table(rep: dict) -> str:
             **ceiling,
             "mask_iou": None,
             "mask_iou_refined": None,
+            "mask_iou_reference_held": None,
         }
         cells = [
             "-" if row.get(k) is None else f"{row[k]:.3f}" if isinstance(row[k], float) else str(row[k])

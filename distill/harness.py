@@ -156,6 +156,10 @@ def evaluate(
             "flicker_mean": float(flick.mean()),
             "truth_flicker_mean": float(flick_truth.mean()),
             "iou_min_frame": float(hard.mean(axis=1).min()),
+            # baseline: the reference masks held still, what a router blind to all motion scores
+            "reference_held_iou_mean": float(
+                mask_iou(np.repeat(r.masks[:1], len(r.masks), 0), r.masks)[0].mean()
+            ),
         }
 
     visible_any = ~np.all(np.isnan(colour_error), axis=0)

@@ -162,11 +162,21 @@ class LatentPool:
         }
 
     def sequence(
-        self, size: int, chunks: int, context_chunks: int, rng: np.random.Generator, from_start: bool = False
+        self,
+        size: int,
+        chunks: int,
+        context_chunks: int,
+        rng: np.random.Generator,
+        from_start: bool = False,
+        ref_near: int = 0,
     ) -> dict[str, torch.Tensor]:
         """`chunks` consecutive chunks per sample (for rollouts) after `context_chunks` clean ones.
 
         from_start: the run begins at the clip's first frame with no context, as a session does.
+        ref_near: with no context, the reference is one of the `ref_near` frames before the run instead of
+        the clip's first frame. A reference-only student cannot know where the world's random drift took
+        a character since frame 0; trained on far-away chunks it learns the blurred average pose. A near
+        reference teaches what it will be asked: this pose, this character, mouth from the audio.
         Per-chunk entries gain a chunk axis after the batch: x0 (B, R, C, c, h, w), mel (B, R, S, C, win,
         mels), masks (B, R, C, K, M, M), mouth (B, R, C*F).
         """
@@ -186,6 +196,10 @@ class LatentPool:
         else:
             start = torch.from_numpy(rng.integers(tc, t - span + 1, size)).to(dev)
         frames = start[:, None] + torch.arange(span, device=dev)  # (B, R*C)
+        ref = torch.zeros(size, dtype=torch.long, device=dev)
+        if ref_near > 0 and tc == 0 and not from_start:
+            back = torch.from_numpy(rng.integers(1, ref_near + 1, size)).to(dev)
+            ref = (start - back).clamp_min(0)
         ctx = start[:, None] + torch.arange(-tc, 0, device=dev)
         perm = torch.from_numpy(np.argsort(rng.random((size, k)), axis=1)).to(dev)
         bind = F.one_hot(perm, k).float()
@@ -198,11 +212,11 @@ class LatentPool:
         mel = mel.unflatten(2, (chunks, c)).transpose(1, 2)  # (B, R, S, C, win, mels)
         return {
             "x0": self.z[i[:, None], frames].float().unflatten(1, (chunks, c)),
-            "ref": self.z[i, 0].float(),
+            "ref": self.z[i, ref].float(),
             "ctx": self.z[i[:, None], ctx].float(),
             "mel": mel.float(),
             "bind": bind,
-            "ref_masks": self.m[i, 0].float(),
+            "ref_masks": self.m[i, ref].float(),
             "masks": self.m[i[:, None], frames].float().unflatten(1, (chunks, c)),
             "mouth": self.w[i[:, None], frames].float().unflatten(1, (chunks, c)).flatten(2),
         }

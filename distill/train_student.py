@@ -19,6 +19,7 @@ import argparse
 import json
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -119,13 +120,15 @@ def train(args: argparse.Namespace) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     init = load_generator(args.init, device)
-    cfg = init.cfg
+    cfg = replace(init.cfg, router_prior=True) if args.router_prior else init.cfg
     window = cfg.window_chunks if args.window is None else args.window
     if window > cfg.window_chunks:
         raise BYAError(f"--window {window}: the model's positions cover at most {cfg.window_chunks} chunks")
     ae = load_autoencoder(args.autoencoder).to(device)
     model = Generator(cfg).to(device)
-    model.load_state_dict(init.state_dict())
+    missing, unexpected = model.load_state_dict(init.state_dict(), strict=False)
+    if unexpected or any(not k.endswith("prior_gain") for k in missing):
+        raise BYAError(f"--init {args.init}: weights do not fit ({missing + unexpected})")
     teacher = None
     if args.method == "teacher":
         teacher = load_generator(args.teacher or args.init, device).eval().requires_grad_(False)
@@ -166,7 +169,9 @@ def train(args: argparse.Namespace) -> dict:
         for g in opt.param_groups:
             g["lr"] = lr * g["scale"]
         from_start = bool(rng.random() < args.start_prob)
-        seq = pool.sequence(args.batch, args.rollout, window, rng, from_start=from_start)
+        seq = pool.sequence(
+            args.batch, args.rollout, window, rng, from_start=from_start, ref_near=args.ref_near
+        )
         opt.zero_grad(set_to_none=True)
         per_chunk = rollout_losses(
             model, seq, args.method, teacher, args.teacher_steps, args.context_noise, rng, window
@@ -221,6 +226,8 @@ def train(args: argparse.Namespace) -> dict:
         "lr": args.lr,
         "sampling_steps": 1,
         "stream_window_chunks": window,
+        "router_prior": cfg.router_prior,
+        "ref_near": args.ref_near,
     }
     save_generator(ema.cpu(), out / "student.safetensors", extra={"training": facts})
     (out / "train_log.json").write_text(json.dumps(log))
@@ -262,6 +269,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--context-noise", type=float, default=0.1)
     p.add_argument("--audio-lr-scale", type=float, default=5.0, help="learning-rate factor of the audio path")
     p.add_argument("--resume", action="store_true")
+    p.add_argument(
+        "--ref-near",
+        type=int,
+        default=0,
+        help="with --window 0: the reference is one of this many frames before the chunk (0: frame 0)",
+    )
+    p.add_argument(
+        "--router-prior",
+        action="store_true",
+        help="give the router the reference-mask prior (cfg.router_prior) if --init lacks it",
+    )
 
 
 def train_command(args: argparse.Namespace) -> int:

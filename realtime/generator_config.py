@@ -48,6 +48,10 @@ class GeneratorConfig:
     router_layers: tuple[int, ...] = (1, 3)  # blocks that predict masks; later blocks route with the latest
     router_dim: int = 64  # width of the router's query/identity space
     mask_sub: int = 4  # each token predicts a 4x4 sub-mask: 32 x 32 masks for 128 px, sharp enough for IoU
+    # the router's logits start from where each character is in the reference frame (a learned gain on
+    # the reference mask) and the tokens move them from there: at one step from pure noise the tokens say
+    # little, and a character is one blob near where it was. False: the tokens alone (older checkpoints).
+    router_prior: bool = False
 
     def __post_init__(self) -> None:
         if self.width % self.heads:

@@ -19,6 +19,7 @@ from torch import nn
 from realtime.generator_config import GeneratorConfig
 
 N_FOURIER = 8  # frequencies for a character's centroid in the reference frame
+PRIOR_GAIN_INIT = 3.0  # sigmoid(+-3) = 0.95 / 0.05: the reference mask, before training moves it
 
 
 def centroid_features(masks: torch.Tensor) -> torch.Tensor:
@@ -46,6 +47,8 @@ class RouterHead(nn.Module):
         self.ident = nn.Linear(cfg.width, d)
         self.where = nn.Linear(4 * N_FOURIER, d)
         self.bias = nn.Parameter(torch.tensor(-2.0))  # most of a frame is background
+        # logit +-gain where the reference mask is 1 / 0: starts the masks at the reference (cfg.router_prior)
+        self.prior_gain = nn.Parameter(torch.tensor(PRIOR_GAIN_INIT)) if cfg.router_prior else None
 
     def forward(
         self, tokens: torch.Tensor, ref_tokens: torch.Tensor, ref_masks: torch.Tensor
@@ -64,8 +67,11 @@ class RouterHead(nn.Module):
         logits = torch.einsum("blsd,bkd->bkls", q, ident) / math.sqrt(q.shape[-1]) + self.bias
         # (B, K, T*g*g, s*s) -> (B, T, K, g*s, g*s)
         logits = logits.reshape(b, -1, t, g, g, s, s).permute(0, 2, 1, 3, 5, 4, 6)
+        logits = logits.reshape(b, t, -1, g * s, g * s)
+        if self.prior_gain is not None:
+            logits = logits + self.prior_gain * (2.0 * ref_masks[:, None] - 1.0)
         absent = ref_masks.flatten(2).amax(-1) <= 0  # (B, K): padded slots never receive a mask
-        return logits.reshape(b, t, -1, g * s, g * s).masked_fill(absent[:, None, :, None, None], -30.0)
+        return logits.masked_fill(absent[:, None, :, None, None], -30.0)
 
 
 def token_weights(masks: torch.Tensor, sub: int) -> torch.Tensor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -173,3 +174,42 @@ def test_triton_and_torch_kernel_paths_give_the_same_model(monkeypatch) -> None:
         results.append((out.velocity.detach(), out.masks.detach(), g.patch_in.weight.grad.clone()))
     for a, b in zip(*results, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_router_prior_starts_masks_at_the_reference_and_stays_equivariant() -> None:
+    """cfg.router_prior: the logits start from the reference masks; permuting characters still permutes."""
+    cfg = replace(CFG, router_prior=True)
+    torch.manual_seed(0)
+    g = Generator(cfg).eval()
+    x = _inputs(1, 3, 0)
+    ref = x["ref_masks"][0, :3]  # (3, M, M)
+    with torch.no_grad():
+        for block in g.blocks:  # a strong prior: the tokens' votes are small beside it
+            if block.router is not None:
+                block.router.prior_gain.fill_(8.0)
+        out = g(**x)
+    pred = out.masks[0, :, :3] > 0.5  # (C, 3, M, M)
+    inter = (pred & (ref[None] > 0.5)).sum((-1, -2)).float()
+    union = (pred | (ref[None] > 0.5)).sum((-1, -2)).float()
+    assert (inter / union).min() > 0.95
+    plain = Generator(CFG).eval()
+    plain.load_state_dict({k: v for k, v in g.state_dict().items() if "prior_gain" not in k})
+    with torch.no_grad():
+        far = plain(**x).masks[0, :, :3] > 0.5
+    assert (far != pred).any()  # without the prior the same weights put the masks elsewhere
+    perm = torch.tensor([2, 0, 1, 3])
+    xp = dict(
+        x, ref_masks=x["ref_masks"][:, perm], bind=x["bind"][:, perm][:, :, perm], mel=x["mel"][:, perm]
+    )
+    with torch.no_grad():
+        torch.testing.assert_close(g(**xp).masks, out.masks[:, :, perm], atol=1e-5, rtol=1e-4)
+
+
+def test_checkpoints_carry_the_router_prior_flag(tmp_path) -> None:
+    g = Generator(replace(CFG, router_prior=True))
+    save_generator(g, tmp_path / "p.safetensors")
+    loaded = load_generator(tmp_path / "p.safetensors")
+    assert loaded.cfg.router_prior and loaded.blocks[CFG.router_layers[0]].router.prior_gain is not None
+    old = Generator(CFG)
+    save_generator(old, tmp_path / "o.safetensors")
+    assert load_generator(tmp_path / "o.safetensors").blocks[CFG.router_layers[0]].router.prior_gain is None
