@@ -16,6 +16,7 @@ import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from aiohttp import web
 
 from realtime.media import FRAME_MS, RTP_VIDEO_CLOCK_RATE, VIDEO_FPS
 
@@ -24,6 +25,11 @@ ENCODE_SHARE = 0.25  # of the cores for VP8 encoding (aiortc encodes in its own 
 PROBE_CHUNKS = 6  # chunks timed on silence; the first pays torch's lazy set-up and is not counted
 ENCODE_FRAMES = 12  # frames timed through the VP8 encoder (the first, a key frame, not counted)
 RETRY_AFTER_S = 10  # what a refused client is told to wait: rooms and viewers come and go in seconds
+
+
+def unavailable(reason: str) -> web.HTTPServiceUnavailable:
+    """503 with Retry-After: nothing was started, the running rooms are untouched."""
+    return web.HTTPServiceUnavailable(text=f"{reason}\n", headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 @dataclass(frozen=True)

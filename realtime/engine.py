@@ -4,8 +4,9 @@ One media clock (time.monotonic) drives everything. Every 5 ms the room pulls wh
 delivered, mixes it per character through the binding table and hands it to ONE worker thread that
 runs the chunk scheduler (model work never touches the event loop). Output frame f and the output audio
 at media time t leave at start + latency + f x 40 ms and start + latency + t: the audio is delayed by
-exactly the pipeline latency measured at start, so it meets its frames. A chunk that would miss its
-deadline gets fewer steps, then is skipped (its frames repeat the last one); the audio never waits.
+exactly the pipeline latency (measured at start, adapted live: realtime.latency_policy), so it meets its
+frames. A chunk that would miss its deadline gets fewer steps, then is skipped (its frames repeat the
+last one); the audio never waits.
 realtime.render.render_audio runs the same pipeline without the clock (`bya render`). See docs/engine.md.
 """
 
@@ -24,6 +25,7 @@ from realtime.audio_input import AudioInput
 from realtime.compositor import composite
 from realtime.default_model import LoadedModel
 from realtime.errors import BindingError, BYAError, SceneError
+from realtime.latency_policy import LatencyPolicy
 from realtime.media import AUDIO_SAMPLE_RATE, FRAME_MS, WEBRTC_AUDIO_RATE
 from realtime.polyphase_resampler import PolyphaseResampler
 from realtime.scene import Scene
@@ -44,23 +46,9 @@ log = logging.getLogger(__name__)
 WARM_CHUNKS = 12  # chunks generated before the clock starts (~0.5 s); the first UNMEASURED are not counted
 UNMEASURED = 3  # torch's lazy set-up and cold caches: the first chunks cost up to 1.5x the steady ones
 COST_HEADROOM = 1.1  # latency budget = 1.1 x the measured first-frame cost + SAFETY_MS: absorbs jitter;
-# more than the warm-up foresaw is met by raising the latency live (RAISE_STEP_MS below)
+# more than the warm-up foresaw is met by raising the latency live (realtime.latency_policy)
 SAFETY_MS = 10.0  # worker wake-up and result hand-over
 PULL_MS = 5  # inputs are pulled this often: a chunk's last audio waits at most 5 ms for the worker
-# Adaptive latency: the warm-up cannot see the live load (WebRTC, the event loop), so a measured latency
-# is raised by RAISE_STEP_MS when chunks keep missing their first frame's deadline (or are skipped):
-# misses spread over at least MISS_SPAN_S within MISS_WINDOW_S, at most once per RAISE_INTERVAL_S and
-# MAX_RAISE_MS in all (an overloaded machine is the overload policy's job). One hiccup (a page fault, a
-# GC pause, a stall of a few hundred ms) makes a burst of misses, not a trend. After LOWER_AFTER_S without a miss it comes back down a step, never below the measured start;
-# a raise soon after a lowering doubles that wait (up to MAX_LOWER_AFTER_S), so it settles, not swings.
-RAISE_STEP_MS = 10  # a multiple of PULL_MS: the output ticks stay on the wake-up grid
-RAISE_INTERVAL_S = 1.0
-MISS_SPAN_S = 1.0
-MISS_WINDOW_S = 10.0
-MAX_RAISE_MS = 100
-LOWER_AFTER_S = 30.0
-MAX_LOWER_AFTER_S = 600.0
-LATENCY_LOG = 64  # latency changes kept for stats (the start is always kept)
 SUSTAINABLE = 0.9  # a step count is sustainable when its chunk costs under 90% of the chunk's duration
 HISTORY = 250  # chunks of timings kept for stats (20 s)
 
@@ -98,12 +86,8 @@ class Room:
         self._failure: BaseException | None = None
         self._state = "new"
         self._clock = time.monotonic
-        self._t0 = self._delay = 0.0
-        self._latency_log: list[list[float]] = []  # [first frame, latency ms] at the start and each raise
-        self._last_change = -1e9  # clock time of the last raise or lowering
-        self._last_lower = -1e9
-        self._misses: deque[float] = deque(maxlen=256)  # clock times of misses within MISS_WINDOW_S
-        self.lower_after_s = LOWER_AFTER_S  # grows when a lowering proves too optimistic
+        self._t0 = 0.0
+        self.latency = LatencyPolicy()  # the output delay: set at start, then raised and lowered live
         self._tick = 0  # next 20 ms output tick
         self._pulled = 0  # 16 kHz input samples pulled since the start
         self._out = np.zeros(0, np.float32)  # 48 kHz output mix not yet sent; first sample = _out_base
@@ -187,16 +171,16 @@ class Room:
         floor_s = wait_s + PULL_MS / 1000  # audio reaches the worker on the next pull
         measured = floor_s + (COST_HEADROOM * cost.first_frame(sustainable) + SAFETY_MS) / 1000
         if self.requested_latency_ms is None:
-            self._delay = measured
+            delay = measured
         elif floor_s * 1000 <= self.requested_latency_ms <= 10_000:
-            self._delay = self.requested_latency_ms / 1000
+            delay = self.requested_latency_ms / 1000
         else:
             self._state = "new"
             raise BYAError(
                 f"latency_ms must be in [{floor_s * 1000:.0f}, 10000] for this model, got {self.requested_latency_ms}"
             )
         self._t0 = self._clock()
-        self._latency_log = [[0, round(1e3 * self._delay, 1)]]
+        self.latency.start(delay, adaptive=self.requested_latency_ms is None)
         self._worker = threading.Thread(
             target=self._work, args=(scheduler,), name="bya-room-worker", daemon=True
         )
@@ -205,7 +189,7 @@ class Room:
         self._task = asyncio.create_task(self._run(), name="bya-room-clock")
         log.info(
             "room started: latency %.0f ms (%d-step chunk %.1f ms, first frame %.1f ms)",
-            1e3 * self._delay,
+            1e3 * self.latency.delay_s,
             sustainable,
             cost.estimate(sustainable),
             cost.first_frame(sustainable),
@@ -252,7 +236,7 @@ class Room:
         self._early.append((frame, image))
 
     def _deadline(self, index: int) -> float:
-        return self._t0 + self._delay + index * 2 * FRAME_MS / 1000
+        return self._t0 + self.latency.delay_s + index * 2 * FRAME_MS / 1000
 
     # -- the worker thread ------------------------------------------------------------------------------
     def _work(self, scheduler: ChunkScheduler) -> None:
@@ -277,8 +261,10 @@ class Room:
     async def _run(self) -> None:
         tick = 0  # next 20 ms output audio frame
         tick_s, pull_s = AUDIO_FRAME_MS / 1000, PULL_MS / 1000
-        grid = self._t0 + self._delay  # wake-ups on a PULL_MS grid through the output ticks: inputs are
-        wake = self._t0  # pulled every PULL_MS, and every output tick leaves on time
+        # wake-ups on a PULL_MS grid through the output ticks: inputs are pulled every PULL_MS, and every
+        # output tick leaves on time
+        grid = self._t0 + self.latency.delay_s
+        wake = self._t0
         while True:
             wait = wake - self._clock()
             if wait > 0:
@@ -286,7 +272,7 @@ class Room:
             now = self._clock()
             self._pull(now)
             self._collect()
-            while self._t0 + self._delay + tick * tick_s <= now:
+            while self._t0 + self.latency.delay_s + tick * tick_s <= now:
                 if tick % AUDIO_FRAMES_PER_VIDEO_FRAME == 0:
                     self._emit_video(tick // AUDIO_FRAMES_PER_VIDEO_FRAME)
                 self._emit_audio(tick)
@@ -319,7 +305,7 @@ class Room:
             self._levels = chunk.levels
             if chunk.skipped:
                 self._counts["skipped_chunks"] += 1
-                self._raise_latency()
+                self.latency.missed(self._clock(), self._next_frame())
                 continue
             self._counts["chunks"] += 1
             self._steps_used[chunk.steps] += 1
@@ -327,45 +313,14 @@ class Room:
             self._counts["late_chunks"] += slack < 0
             self._slack_ms.append(slack)
             if slack < 0:
-                self._raise_latency()
+                self.latency.missed(self._clock(), self._next_frame())
             else:
-                self._maybe_lower_latency()
+                self.latency.met(self._clock(), self._next_frame())
             self._timings.append(chunk.timings_ms)  # its frames came through _frame_ready already
 
-    def _raise_latency(self) -> None:
-        """Missed deadlines: both outputs pause RAISE_STEP_MS once (A/V stays aligned), later chunks gain it."""
-        now = self._clock()
-        self._misses.append(now)
-        while now - self._misses[0] > MISS_WINDOW_S:
-            self._misses.popleft()
-        if (
-            self.requested_latency_ms is not None
-            or now - self._misses[0] < MISS_SPAN_S  # a burst from one hiccup so far
-            or 1e3 * self._delay + RAISE_STEP_MS > self._latency_log[0][1] + MAX_RAISE_MS + 1e-6
-            or now - self._last_change < RAISE_INTERVAL_S
-        ):
-            return
-        if now - self._last_lower < self.lower_after_s:  # the last lowering went too far: wait longer
-            self.lower_after_s = min(2 * self.lower_after_s, MAX_LOWER_AFTER_S)
-        self._change_latency(+RAISE_STEP_MS, now, "raised after missed deadlines")
-
-    def _maybe_lower_latency(self) -> None:
-        """LOWER_AFTER_S without a miss: the output goes out a step earlier (no audio or frame is dropped)."""
-        now = self._clock()
-        quiet = now - max(self._last_change, self._misses[-1] if self._misses else -1e9)
-        above_start = 1e3 * self._delay - RAISE_STEP_MS >= self._latency_log[0][1] - 1e-6
-        if self.requested_latency_ms is None and quiet >= self.lower_after_s and above_start:
-            self._last_lower = now
-            self._change_latency(-RAISE_STEP_MS, now, "lowered after a quiet spell")
-
-    def _change_latency(self, step_ms: float, now: float, why: str) -> None:
-        self._delay += step_ms / 1000
-        self._last_change = now
-        first = -(-self._tick // AUDIO_FRAMES_PER_VIDEO_FRAME)  # the next video frame to leave
-        self._latency_log.append([first, round(1e3 * self._delay, 1)])
-        if len(self._latency_log) > LATENCY_LOG:
-            del self._latency_log[1]  # the start stays: it is the floor
-        log.info("room latency %s: %.0f ms", why, 1e3 * self._delay)
+    def _next_frame(self) -> int:
+        """The next video frame to leave: where a latency change takes effect."""
+        return -(-self._tick // AUDIO_FRAMES_PER_VIDEO_FRAME)
 
     def _emit_video(self, frame: int) -> None:
         for stale in [k for k in self._ready if k < frame]:
@@ -407,8 +362,8 @@ class Room:
             "levels": [round(float(v), 4) for v in self._levels],
             "inputs": {key: i.stats() for key, i in self._inputs.items()},
             "subscribers": len(self._subscribers),
-            "latency_ms": round(1e3 * self._delay, 1),
-            "latency_changes": [list(x) for x in self._latency_log],  # [first frame, ms]: start, raises
+            "latency_ms": self.latency.delay_ms,
+            "latency_changes": [list(x) for x in self.latency.changes],  # [first frame, ms]: start, changes
             "clock_origin": self._t0,  # time.monotonic() of media time 0 (for in-process measurements)
             "steps": self.steps,
             "steps_used": {str(k): v for k, v in sorted(self._steps_used.items())},

@@ -3,19 +3,18 @@
 One aiohttp application around one or more engine Rooms sharing one model (realtime.rooms). `POST
 /whip/<character>` (RFC 9725) turns a client's audio into one of the room's inputs bound to that
 character; `POST /whep` sends the room's video and delayed mixed audio; `DELETE /sessions/<id>` ends
-either. `GET/PUT /binding` re-binds inputs while running; `/health` and `/stats` report. The same routes
-under `/rooms/<room>/` serve the rooms made with `POST /rooms`; admission (realtime.admission) refuses
-rooms and viewers past the measured capacity with 503. Every media and control endpoint passes
-realtime.http_guard first, so a request without the token never creates a peer connection. A peer that
-vanishes is found by ICE consent or by silence on its track, and its session is closed while the
-others go on.
+either. `GET/PUT /binding` re-binds inputs while running; `/health` and `/stats` report (those and
+`/rooms`: realtime.room_api). The same routes under `/rooms/<room>/` serve the rooms made with `POST
+/rooms`; admission (realtime.admission) refuses rooms and viewers past the measured capacity with 503.
+Every media and control endpoint passes realtime.http_guard first, so a request without the token never
+creates a peer connection. A peer that vanishes is found by ICE consent or by silence on its track, and
+its session is closed while the others go on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import logging
 import secrets
 import time
@@ -24,17 +23,10 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from aiortc import RTCPeerConnection
 
-from realtime.admission import RETRY_AFTER_S, Capacity, measure_capacity
-from realtime.errors import BYAError
-from realtime.http_guard import (
-    MAX_JSON_BYTES,
-    MAX_SDP_BYTES,
-    GuardConfig,
-    cors_middleware,
-    read_body,
-    require_token,
-)
-from realtime.rooms import DEFAULT_ROOM, RoomRequestError, build_room, bundled_scenes, parse_room_request
+from realtime.admission import Capacity, measure_capacity, unavailable
+from realtime.http_guard import MAX_SDP_BYTES, GuardConfig, cors_middleware, read_body, require_token
+from realtime.room_api import HostedRoom, RoomAPI
+from realtime.rooms import DEFAULT_ROOM
 from realtime.web_pages import WebPages
 from realtime.webrtc import (
     RoomAudioTrack,
@@ -79,16 +71,6 @@ class Session:
     ended: str | None = None  # why it ended, once it has
 
 
-@dataclass
-class HostedRoom:
-    """One room the server runs: the engine Room and when it was made."""
-
-    name: str
-    room: object  # realtime.engine.Room
-    created: float = field(default_factory=time.monotonic)
-    ready: bool = False  # False while it warms up (POST /rooms has not answered yet)
-
-
 class LiveServer:
     """Holds the rooms, their sessions and the aiohttp application that serves them."""
 
@@ -101,23 +83,19 @@ class LiveServer:
         self.peer_connections_created = 0  # what the auth tests count: refused requests create none
         self.app = web.Application(middlewares=[cors_middleware(guard)], client_max_size=MAX_SDP_BYTES)
         self.pages = WebPages()
+        self.room_api = RoomAPI(self)  # /rooms, /binding, /stats
         routes = []
         for prefix in ("", "/rooms/{room}"):  # the default room un-prefixed, every room under /rooms/<name>
             routes += [
                 web.post(prefix + "/whip/{character}", self.whip),
                 web.post(prefix + "/whep", self.whep),
-                web.get(prefix + "/binding", self.get_binding),
-                web.put(prefix + "/binding", self.put_binding),
-                web.get(prefix + "/stats", self.stats),
+                *self.room_api.room_routes(prefix),
             ]
         self.app.add_routes(
             [
                 *routes,
                 web.delete("/sessions/{id}", self.delete_session),
-                web.get("/rooms", self.list_rooms),
-                web.post("/rooms", self.create_room),
-                web.get("/rooms/{room}", self.get_room),
-                web.delete("/rooms/{room}", self.delete_room),
+                *self.room_api.host_routes(),
                 web.get("/health", self.health),
                 *self.pages.routes(),
             ]
@@ -195,7 +173,7 @@ class LiveServer:
 
         return session
 
-    def _hosted(self, request: web.Request) -> HostedRoom:
+    def hosted_room(self, request: web.Request) -> HostedRoom:
         """The room a request's path names (no `/rooms/<room>` prefix: the default room)."""
         name = request.match_info.get("room", DEFAULT_ROOM)
         hosted = self.rooms.get(name)
@@ -211,13 +189,13 @@ class LiveServer:
             return int(value)
         raise web.HTTPNotFound(text=f"no character {value!r}; this room has {names}\n")
 
-    def _bound(self, session: Session) -> int | None:
+    def bound_character(self, session: Session) -> int | None:
         """The character a speaker drives now (it may have been re-bound since it joined)."""
         if session.kind != "whip" or session.room not in self.rooms:
             return None
         return self.rooms[session.room].room.binding().get(session.id, session.character)
 
-    def _count(self, kind: str, room: str | None = None) -> int:
+    def count_sessions(self, kind: str, room: str | None = None) -> int:
         return sum(s.kind == kind and room in (None, s.room) for s in self.sessions.values())
 
     async def _answered(self, session: Session, offer, tracks=()) -> web.Response:
@@ -238,18 +216,18 @@ class LiveServer:
     async def whip(self, request: web.Request) -> web.Response:
         """RFC 9725 ingest: the offer's audio becomes a room input bound to the character in the path."""
         require_token(self.guard, request)
-        hosted = self._hosted(request)
+        hosted = self.hosted_room(request)
         character = self._character(hosted.room, request.match_info["character"])
         offer = _offer(await read_body(request, "application/sdp", MAX_SDP_BYTES), "send-audio")
-        if self._count("whip", hosted.name) >= self.limits.max_speakers:
-            raise _unavailable("speaker limit of this room reached")
+        if self.count_sessions("whip", hosted.name) >= self.limits.max_speakers:
+            raise unavailable("speaker limit of this room reached")
         session = self._new_peer("whip", hosted.name)
         session.character = character
         try:
             session.audio_input = hosted.room.open_input(session.id, character)
         except ValueError as exc:  # the engine's own input limit or validation
             await close_quietly(session.pc)
-            raise _unavailable(str(exc)) from exc
+            raise unavailable(str(exc)) from exc
         self.sessions[session.id] = session
 
         @session.pc.on("track")
@@ -273,12 +251,12 @@ class LiveServer:
     async def whep(self, request: web.Request) -> web.Response:
         """WHEP playback: the room's video and its delayed mixed audio."""
         require_token(self.guard, request)
-        hosted = self._hosted(request)
+        hosted = self.hosted_room(request)
         offer = _offer(await read_body(request, "application/sdp", MAX_SDP_BYTES), "recv-video")
-        if self._count("whep", hosted.name) >= self.limits.max_viewers:
-            raise _unavailable("viewer limit of this room reached")
-        if self._count("whep") >= self.max_viewers_total:
-            raise _unavailable("viewer limit of this server reached")
+        if self.count_sessions("whep", hosted.name) >= self.limits.max_viewers:
+            raise unavailable("viewer limit of this room reached")
+        if self.count_sessions("whep") >= self.max_viewers_total:
+            raise unavailable("viewer limit of this server reached")
         session = self._new_peer("whep", hosted.name)
         session.subscription = hosted.room.subscribe(max_frames=self.limits.subscription_frames)
         self.sessions[session.id] = session
@@ -293,170 +271,9 @@ class LiveServer:
         await self.end_session(session, "deleted by the client")
         return web.Response(status=200, text="session ended\n")
 
-    # -- rooms ------------------------------------------------------------------------------------------
-    async def create_room(self, request: web.Request) -> web.Response:
-        """Body {"name", "characters"? | "scene"?, "seed"?}: a new room, warmed up and running; 201 + Location."""
-        require_token(self.guard, request)
-        doc = _json(await read_body(request, "application/json", MAX_JSON_BYTES))
-        try:
-            spec = parse_room_request(doc)
-        except RoomRequestError as exc:
-            raise web.HTTPBadRequest(text=f"{exc}\n") from exc
-        if spec.name in self.rooms:
-            raise web.HTTPConflict(text=f"room {spec.name!r} exists\n")
-        if len(self.rooms) >= self.max_rooms:
-            raise _unavailable(f"room limit reached ({self.max_rooms} on this machine)")
-        hosted = HostedRoom(spec.name, None)
-        self.rooms[spec.name] = hosted  # holds the name and the slot while the room warms up
-        try:
-            hosted.room = await asyncio.to_thread(build_room, self.room, spec)
-            await hosted.room.start()
-        except BYAError as exc:
-            self.rooms.pop(spec.name, None)
-            raise web.HTTPBadRequest(text=f"{exc}\n") from exc
-        except BaseException:
-            self.rooms.pop(spec.name, None)
-            if hosted.room is not None:
-                await hosted.room.stop()
-            raise
-        if self.rooms.get(spec.name) is not hosted:  # deleted while it warmed up
-            await hosted.room.stop()
-            raise web.HTTPConflict(text=f"room {spec.name!r} was deleted while starting\n")
-        hosted.ready = True
-        log.info("room %s started (%d characters)", spec.name, len(hosted.room.characters))
-        return web.json_response(
-            self._room_view(hosted), status=201, headers={"Location": f"/rooms/{spec.name}"}
-        )
-
-    async def delete_room(self, request: web.Request) -> web.Response:
-        """End a room's sessions and stop it; the default room stays for the server's life."""
-        require_token(self.guard, request)
-        hosted = self._hosted(request)
-        if hosted.name == DEFAULT_ROOM:
-            raise web.HTTPForbidden(text=f"the {DEFAULT_ROOM!r} room lives as long as the server\n")
-        self.rooms.pop(hosted.name, None)
-        mine = [s for s in self.sessions.values() if s.room == hosted.name]
-        await asyncio.gather(*(self.end_session(s, "room deleted") for s in mine))
-        await hosted.room.stop()
-        return web.Response(status=200, text="room ended\n")
-
-    async def list_rooms(self, request: web.Request) -> web.Response:
-        require_token(self.guard, request)
-        rooms = [self._room_view(h) for h in self.rooms.values() if h.ready]
-        return web.json_response({"rooms": rooms, "limits": self._limits_view()})
-
-    async def get_room(self, request: web.Request) -> web.Response:
-        require_token(self.guard, request)
-        return web.json_response(self._room_view(self._hosted(request)))
-
-    def _room_view(self, hosted: HostedRoom) -> dict:
-        prefix = "" if hosted.name == DEFAULT_ROOM else f"/rooms/{hosted.name}"
-        return {
-            "name": hosted.name,
-            "characters": list(hosted.room.characters),
-            "speakers": self._count("whip", hosted.name),
-            "viewers": self._count("whep", hosted.name),
-            "whip": f"{prefix}/whip/<character>",
-            "whep": f"{prefix}/whep",
-        }
-
-    def _limits_view(self) -> dict:
-        return {
-            "max_rooms": self.max_rooms,
-            "max_speakers_per_room": self.limits.max_speakers,
-            "max_viewers_per_room": self.limits.max_viewers,
-            "max_viewers_total": self.max_viewers_total,
-            "measured": None if self.capacity is None else self.capacity.as_dict(),
-            "scenes": bundled_scenes(),
-        }
-
-    # -- binding ----------------------------------------------------------------------------------------
-    async def get_binding(self, request: web.Request) -> web.Response:
-        require_token(self.guard, request)
-        return web.json_response(self._binding_view(self._hosted(request)))
-
-    async def put_binding(self, request: web.Request) -> web.Response:
-        """Body {"inputs": {"<session id>": <character name | index | null>, ...}}; all or nothing."""
-        require_token(self.guard, request)
-        hosted = self._hosted(request)
-        doc = _json(await read_body(request, "application/json", MAX_JSON_BYTES))
-        if not isinstance(doc, dict) or set(doc) != {"inputs"} or not isinstance(doc["inputs"], dict):
-            raise web.HTTPBadRequest(text='the body must be {"inputs": {"<session id>": character}}\n')
-        changes = {}
-        for key, value in doc["inputs"].items():
-            session = self.sessions.get(key)
-            if session is None or session.kind != "whip" or session.room != hosted.name:
-                raise web.HTTPBadRequest(text=f"no speaker session {key[:40]!r} in this room\n")
-            changes[key] = self._binding_target(hosted.room, value)
-        for key, character in changes.items():
-            hosted.room.bind(key, character)
-        return web.json_response(self._binding_view(hosted))
-
-    def _binding_target(self, room, value) -> int | None:
-        names = list(room.characters)
-        if value is None:
-            return None
-        if isinstance(value, str) and value in names:
-            return names.index(value)
-        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(names):
-            return value
-        raise web.HTTPBadRequest(
-            text=f"character must be one of {names}, an index below {len(names)}, or null\n"
-        )
-
-    def _binding_view(self, hosted: HostedRoom) -> dict:
-        speakers = [s for s in self.sessions.values() if s.kind == "whip" and s.room == hosted.name]
-        return {
-            "characters": list(hosted.room.characters),
-            "binding": {str(k): v for k, v in hosted.room.binding().items()},
-            "speakers": {s.id: self._bound(s) for s in speakers},
-        }
-
-    # -- reports and pages ------------------------------------------------------------------------------
+    # -- health -----------------------------------------------------------------------------------------
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
-
-    async def stats(self, request: web.Request) -> web.Response:
-        require_token(self.guard, request)
-        hosted = self._hosted(request)
-        now = time.monotonic()
-        sessions = [
-            {
-                "kind": s.kind,
-                "character": self._bound(s),
-                "state": s.pc.connectionState,
-                "age_s": round(now - s.started, 1),
-                "audio_s": round(s.audio_s, 2),
-            }
-            for s in self.sessions.values()
-            if s.room == hosted.name
-        ]
-        doc = {"room": hosted.room.stats(), "sessions": sessions}
-        if hosted.name == DEFAULT_ROOM:  # the outputs and the host belong to the default view
-            doc["sinks"] = [
-                {
-                    "sink": type(s).__name__,
-                    "frames": getattr(s, "frames_written", getattr(s, "frames_sent", 0)),
-                }
-                for s in self.sinks
-            ]
-            doc["host"] = {
-                "rooms": {h.name: self._room_view(h) for h in self.rooms.values() if h.ready},
-                "limits": self._limits_view(),
-            }
-        return web.json_response(doc, dumps=_dumps)
-
-
-def _unavailable(reason: str) -> web.HTTPServiceUnavailable:
-    """503 with Retry-After: nothing was started, the running rooms are untouched."""
-    return web.HTTPServiceUnavailable(text=f"{reason}\n", headers={"Retry-After": str(RETRY_AFTER_S)})
-
-
-def _json(body: bytes):
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise web.HTTPBadRequest(text=f"the body is not JSON: {exc}\n") from exc
 
 
 def _offer(body: bytes, need: str):
@@ -475,7 +292,3 @@ async def _drain(track) -> None:
             await track.recv()
     except MediaStreamError:
         return
-
-
-def _dumps(obj) -> str:
-    return json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o))

@@ -19,10 +19,11 @@ import torch
 from realtime.audio_input import JITTER_MS, AudioInput
 from realtime.autoencoder import AUTOENCODER_CONFIGS, FrameAutoencoder
 from realtime.default_model import LoadedModel
-from realtime.engine import AUDIO_FRAME_SAMPLES, MAX_RAISE_MS, RAISE_STEP_MS, Room
+from realtime.engine import AUDIO_FRAME_SAMPLES, Room
 from realtime.errors import AudioInputError, BindingError, BYAError, SceneError
 from realtime.generator import Generator
 from realtime.generator_config import GENERATOR_CONFIGS
+from realtime.latency_policy import MAX_RAISE_MS, RAISE_STEP_MS, LatencyPolicy
 from realtime.render import render_audio
 from realtime.scene import world_scene
 
@@ -183,7 +184,7 @@ def test_missed_deadlines_raise_the_latency_in_small_bounded_steps_and_it_comes_
         await speak(audio_input, 3.5)
         raised = room.stats()
         slow["ms"] = 0.0  # the machine is fast again: after a quiet spell the latency comes back down
-        room.lower_after_s = 0.4
+        room.latency.lower_after_s = 0.4
         await speak(audio_input, 3.0)
         await room.stop()
         await viewer.done()
@@ -216,23 +217,18 @@ def test_missed_deadlines_raise_the_latency_in_small_bounded_steps_and_it_comes_
     assert stats["latency_ms"] == 300 and len(stats["latency_changes"]) == 1
 
 
-def test_a_lone_missed_deadline_does_not_raise_the_latency(scene) -> None:
+def test_a_lone_missed_deadline_does_not_raise_the_latency() -> None:
     """The policy on a synthetic clock (a live run adds the machine's own misses at random): one hiccup's
     burst of misses inside a second is not a trend; misses spread over more than a second are."""
-    room = Room(tiny_model(steps=1), scene, steps=1)
-    now = {"t": 100.0}
-    room._clock = lambda: now["t"]
-    room._delay, room._latency_log = 0.2, [[0, 200.0]]
+    policy = LatencyPolicy()
+    policy.start(0.2, adaptive=True)
 
     for t in (100.0, 100.05, 100.1, 100.3, 100.6, 100.9):  # a 300 ms stall and the catch-up after it
-        now["t"] = t
-        room._raise_latency()
-    stats = room.stats()
-    assert len(stats["latency_changes"]) == 1 and stats["latency_ms"] == 200.0  # one miss burst: no trend
+        policy.missed(t, next_frame=0)
+    assert len(policy.changes) == 1 and policy.delay_ms == 200.0  # one miss burst: no trend
 
-    now["t"] = 101.5  # a miss again, 1.5 s after the first: misses over more than a second
-    room._raise_latency()
-    assert room.stats()["latency_ms"] == 200.0 + RAISE_STEP_MS
+    policy.missed(101.5, next_frame=40)  # a miss again, 1.5 s after the first: misses over more than a second
+    assert policy.delay_ms == 200.0 + RAISE_STEP_MS and policy.changes[-1] == [40, 210.0]
 
 
 def test_av_offset_a_click_leaves_with_its_frame(scene) -> None:
