@@ -25,6 +25,7 @@ from distill.metrics import (
     binding_auc,
     colour_drift,
     drift_summary,
+    leak_ratio,
     lip_sync,
     mask_flicker,
     mask_iou,
@@ -142,6 +143,7 @@ def evaluate(
     sync = lip_sync(read, d.openness, max_lag=max_lag, valid=visible)
     activity = mouth_activity(read)
     binding = binding_auc(activity, d.active, valid=visible)
+    leaks = leak_ratio(activity, d.active, valid=visible)
     wrong, solo = wrong_person_rate(activity, d.active, valid=visible)
     fidelity = background_fidelity(frames, r.background, r.masks)
     colour_error, drift = colour_drift(frames, r.frames, r.masks)  # (T, N) each
@@ -175,6 +177,7 @@ def evaluate(
             "visible_frames": s["valid_frames"],
             "speaking_frames": int(d.active[i].sum()),
             **b,
+            "leak_ratio": leaks[i],
             "colour_drift": drift_summary(drift[:, i]),
             "colour_error_mean": float(np.nanmean(colour_error[:, i])) if visible_any[i] else None,
         }
@@ -211,6 +214,7 @@ def evaluate(
         "binding": {
             "auc_own_mean": _nanmean([b["auc_own"] for b in binding]),
             "auc_other_mean": _nanmean([b["auc_other"] for b in binding]),
+            "leak_ratio_mean": _nanmean(leaks),
             "wrong_person_rate": wrong,
             "single_speaker_frames": solo,
         },

@@ -225,6 +225,40 @@ def binding_auc(
     return out
 
 
+def leak_ratio(
+    activity: np.ndarray, active: np.ndarray, guard: int = BINDING_GUARD, valid: np.ndarray | None = None
+) -> list[float]:
+    """Per character: how much its mouth moves while others speak, as a share of how much it moves speaking.
+
+    (mean activity while silent and someone else speaks - mean while nobody speaks) / (mean while it
+    speaks - mean while nobody speaks). 0: a still listener; 1: it moves for others' voices as much as for
+    its own. AUC other ranks frames, so a listener whose mouth shifts by a hair whenever anyone talks
+    scores near 1 there; this says how big the shift is. nan without the frames to measure it. Frames are
+    chosen as in `binding_auc` (guard band, `valid`).
+    """
+    activity = np.asarray(activity, dtype=np.float64)
+    active = np.asarray(active, dtype=bool)
+    if activity.shape != active.shape or activity.ndim != 2:
+        raise ValueError(f"leak_ratio needs (N, T) activity and flags, got {activity.shape}, {active.shape}")
+    valid = _valid_flags(valid, active.shape, "leak_ratio")
+    n = active.shape[0]
+    near = maximum_filter1d(active.astype(np.uint8), 2 * guard + 1, axis=1).astype(bool) if guard else active
+    out = []
+    for i in range(n):
+        others = np.delete(active, i, axis=0).any(axis=0) if n > 1 else np.zeros_like(active[i])
+        silent = ~near[i] & valid[i]
+        quiet, listening, speaking = silent & ~others, silent & others, active[i] & valid[i]
+        if n < 2 or not quiet.any() or not listening.any() or not speaking.any():
+            out.append(math.nan)
+            continue
+        base = activity[i][quiet].mean()
+        amplitude = activity[i][speaking].mean() - base
+        out.append(
+            float((activity[i][listening].mean() - base) / amplitude) if amplitude > 1e-6 else math.nan
+        )
+    return out
+
+
 def wrong_person_rate(
     activity: np.ndarray, active: np.ndarray, valid: np.ndarray | None = None
 ) -> tuple[float, int]:

@@ -170,3 +170,20 @@ def test_colour_drift() -> None:
     assert np.all(M.colour_drift(ref, ref, masks)[1] == 0.0)
     s = M.drift_summary(drift[:, 0])
     assert s["max"] == 1.0 and s["final"] == 1.0
+
+
+def test_leak_ratio_sizes_what_auc_other_only_ranks() -> None:
+    rng = np.random.default_rng(0)
+    active = np.zeros((2, 120), bool)
+    active[0, :30] = True
+    active[1, 60:90] = True  # frames 30-59 and 90-119: nobody speaks
+    good = active.astype(float)
+    assert M.leak_ratio(good, active, guard=2) == [0.0, 0.0]
+    hair = good + 0.01 * np.roll(active, 1, axis=0) + 1e-4 * rng.random(good.shape)  # moves a hair for others
+    assert all(o["auc_other"] > 0.9 for o in M.binding_auc(hair, active, guard=2))  # AUC: looks mis-bound
+    assert all(0 < r < 0.03 for r in M.leak_ratio(hair, active, guard=2))  # size: 1% of its own motion
+    mostly_swapped = good[::-1] + 0.5 * good
+    assert all(r == 2.0 for r in M.leak_ratio(mostly_swapped, active, guard=2))  # others' voices move it more
+    assert math.isnan(M.leak_ratio(good[:1], active[:1])[0])
+    with pytest.raises(ValueError, match="leak_ratio"):
+        M.leak_ratio(good, active[:, :10])
