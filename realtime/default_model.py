@@ -10,6 +10,7 @@ the one place that decides what "the shipped model" means.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,7 +63,8 @@ def use_backend(loaded: LoadedModel, backend: str, cache_dir: str | Path | None 
     from realtime.onnx_step import OnnxDenoiser, export_step, pick_backend
 
     cache = Path(cache_dir) if cache_dir is not None else Path.home() / ".cache" / "bya"
-    stamp = int(loaded.path.stat().st_mtime)
+    # named by the weights' content: a new checkpoint at the same path (or the same mtime) re-exports
+    stamp = hashlib.sha256(loaded.path.read_bytes()).hexdigest()[:16]
     onnx_path = cache / f"{loaded.path.stem}-{stamp}.onnx"
     if not onnx_path.is_file():
         export_step(loaded.generator, onnx_path)

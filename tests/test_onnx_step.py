@@ -80,3 +80,22 @@ def test_pick_backend_names_what_it_picked(exported) -> None:
     assert (name == "torch") == (fn == g.denoise)
     _, name, timings = pick_backend(g, None, repeat=1)
     assert name == "torch" and set(timings) == {"torch"}
+
+
+def test_the_exported_step_is_cached_by_the_weights_content(tmp_path) -> None:
+    from realtime.default_model import LoadedModel, use_backend
+    from realtime.generator_checkpoint import load_generator, save_generator
+
+    ckpt, cache = tmp_path / "g.safetensors", tmp_path / "cache"
+    torch.manual_seed(0)
+    save_generator(Generator(GENERATOR_CONFIGS["tiny"]), ckpt)
+    ae = FrameAutoencoder(AUTOENCODER_CONFIGS["ae-s"]).eval()
+    first = LoadedModel(load_generator(ckpt), ae, 1, ckpt, window=0)
+    use_backend(first, "onnx", cache_dir=cache)
+    assert first.backend == "onnxruntime:CPUExecutionProvider" and len(list(cache.glob("*.onnx"))) == 1
+    use_backend(LoadedModel(load_generator(ckpt), ae, 1, ckpt, window=0), "onnx", cache_dir=cache)
+    assert len(list(cache.glob("*.onnx"))) == 1  # same weights: the export is reused
+    torch.manual_seed(1)
+    save_generator(Generator(GENERATOR_CONFIGS["tiny"]), ckpt)  # new weights at the same path
+    use_backend(LoadedModel(load_generator(ckpt), ae, 1, ckpt, window=0), "onnx", cache_dir=cache)
+    assert len(list(cache.glob("*.onnx"))) == 2
