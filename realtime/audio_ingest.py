@@ -61,6 +61,8 @@ class StreamIngest:
         aggressiveness: int = 2,
         capacity_ms: int = CAPACITY_MS,
         max_jitter_ms: int | None = None,  # the target may grow to this after late packets (None: fixed)
+        skip_quiet: bool = True,  # drain a backlog through near-silence faster; off for streams that must
+        # stay in step with others fed the same way (the speakers of one diarized mix)
     ) -> None:
         if (
             isinstance(in_rate, bool)
@@ -78,6 +80,7 @@ class StreamIngest:
         self._dry_at: int | None = None  # samples pulled when the FIFO last ran dry while playing
         self.in_rate = in_rate = int(in_rate)  # a float 48000.0 would make every sample count a float
         self.jitter_ms = jitter_ms
+        self.skip_quiet = skip_quiet
         self._jitter_in = in_rate * jitter_ms // 1000  # reorder wait, input samples
         self._prebuffer = AUDIO_SAMPLE_RATE * jitter_ms // 1000  # playout pre-buffer, 16 kHz samples
         self._capacity = AUDIO_SAMPLE_RATE * capacity_ms // 1000
@@ -238,7 +241,7 @@ class StreamIngest:
         rate = p + self._drift  # > 0: take more than n (a fast sender clock); < 0: fewer (a slow one)
         rate = max(-MAX_DRIFT_RATE, min(MAX_DRIFT_RATE, rate))
         spare = self._queued - n - self._prebuffer - int(high * AUDIO_SAMPLE_RATE / 1000)
-        if spare > 0 and self._peak(n + int(QUIET_DRIFT_RATE * n)) < QUIET_PEAK:
+        if self.skip_quiet and spare > 0 and self._peak(n + int(QUIET_DRIFT_RATE * n)) < QUIET_PEAK:
             rate = max(rate, min(QUIET_DRIFT_RATE, spare / n))  # near silence: skip the excess, unheard
         self._owed += n * rate
         self._owed = max(-float(n), min(float(n), self._owed))

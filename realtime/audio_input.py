@@ -28,12 +28,20 @@ class AudioInput:
     """One audio stream into a room, bound to a character in the room's binding table."""
 
     def __init__(
-        self, key: str, character: int | None, on_close: Callable[[str], None], jitter_ms: int = JITTER_MS
+        self,
+        key: str,
+        character: int | None,
+        on_close: Callable[[str], None],
+        jitter_ms: int = JITTER_MS,
+        audible: bool = True,  # part of the room's output mix (False: it only drives its character)
+        skip_quiet: bool = True,  # StreamIngest's fast drain through silence (off: stays in step with others)
     ) -> None:
         self.key = key
         self.character = character  # the room's binding table entry; change it through Room.bind
         self.closed = False
         self.jitter_ms = jitter_ms
+        self.audible = audible
+        self.skip_quiet = skip_quiet
         self._on_close = on_close
         self._lock = threading.Lock()  # write() may run on a network thread, pull() runs on the room clock
         self._ingest: StreamIngest | None = None
@@ -55,7 +63,11 @@ class AudioInput:
         with self._lock:
             if self._ingest is None or sample_rate != self._ingest.in_rate:
                 ingest = StreamIngest(
-                    sample_rate, jitter_ms=self.jitter_ms, capacity_ms=BACKLOG_MS, max_jitter_ms=MAX_JITTER_MS
+                    sample_rate,
+                    jitter_ms=self.jitter_ms,
+                    capacity_ms=BACKLOG_MS,
+                    max_jitter_ms=max(MAX_JITTER_MS, self.jitter_ms),
+                    skip_quiet=self.skip_quiet,
                 )
                 if self._ingest is not None:  # a new rate is a new stream: what was queued is dropped
                     old = self._ingest.stats()

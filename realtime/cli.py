@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "realtime.render:render_command",
     ),
     "serve": (
-        "serve a live room: WHIP speakers per character, WHEP viewers, re-binding, recording (127.0.0.1)",
+        "serve a live room: WHIP speakers per character or one diarized mix, WHEP viewers, re-binding, recording",
         "realtime.serve_command:add_arguments",
         "realtime.serve_command:serve_command",
     ),

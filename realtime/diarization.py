@@ -11,6 +11,7 @@ overlap=True, binds a second speaker who carries enough of it (overlapped speech
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -132,6 +133,16 @@ class Diarizer:
     def reset(self) -> None:
         """Start a new stream (enrollment is kept; online clusters are forgotten)."""
         self._stream = self._new_stream()
+
+    def clone(self) -> Diarizer:
+        """A diarizer with this one's configuration and enrollment and a new stream of its own.
+
+        One per live mixed stream: enrollment is paid once, the encoder's weights are shared.
+        """
+        twin = copy.copy(self)
+        twin._centroids, twin._dictionaries = dict(self._centroids), dict(self._dictionaries)
+        twin.reset()
+        return twin
 
     # -- enrollment ---------------------------------------------------------------------------------------
     def enroll(self, character: int, audio16k: np.ndarray) -> None:

@@ -21,7 +21,7 @@ from collections import Counter, deque
 
 import numpy as np
 
-from realtime.audio_input import AudioInput
+from realtime.audio_input import JITTER_MS, AudioInput
 from realtime.compositor import composite
 from realtime.default_model import LoadedModel
 from realtime.errors import BindingError, BYAError, SceneError
@@ -117,7 +117,15 @@ class Room:
             raise BindingError(f"character {character!r}: expected an integer in [0, {n}) or None")
         return None if character is None else int(character)
 
-    def open_input(self, key: str, character: int | None = None) -> AudioInput:
+    def open_input(
+        self,
+        key: str,
+        character: int | None = None,
+        *,
+        jitter_ms: int = JITTER_MS,  # the input's starting pre-buffer (realtime.audio_input)
+        audible: bool = True,  # heard in the output mix; False: only drives its character
+        skip_quiet: bool = True,  # False for inputs that must stay in step (one diarized mix's speakers)
+    ) -> AudioInput:
         """A new audio input bound to `character` (default: the lowest one no open input drives, else none)."""
         if not isinstance(key, str) or not 0 < len(key) <= 128:
             raise BindingError(f"input key must be a non-empty string of at most 128 characters, got {key!r}")
@@ -128,7 +136,9 @@ class Room:
         if character is None:
             taken = {i.character for i in self._inputs.values()}
             character = next((k for k in range(self.scene.n_characters) if k not in taken), None)
-        audio_input = AudioInput(key, self._check_character(character), self._close_input)
+        audio_input = AudioInput(
+            key, self._check_character(character), self._close_input, jitter_ms, audible, skip_quiet
+        )
         self._inputs[key] = audio_input
         return audio_input
 
@@ -290,7 +300,8 @@ class Room:
         mix = np.zeros(n, np.float32)
         for audio_input in list(self._inputs.values()):
             x = audio_input.pull(n)
-            mix += x
+            if audio_input.audible:
+                mix += x
             if audio_input.character is not None:
                 per_character[audio_input.character] += x
         self._feed.put(per_character)

@@ -126,6 +126,7 @@ class RoomAPI:
             "speakers": self.server.count_sessions("whip", hosted.name),
             "viewers": self.server.count_sessions("whep", hosted.name),
             "whip": f"{prefix}/whip/<character>",
+            "whip_mix": f"{prefix}/whip/mix" if self.server.mix is not None else None,
             "whep": f"{prefix}/whep",
         }
 
@@ -146,7 +147,10 @@ class RoomAPI:
         return web.json_response(self._binding_view(self.server.hosted_room(request)))
 
     async def put_binding(self, request: web.Request) -> web.Response:
-        """Body {"inputs": {"<session id>": <character name | index | null>, ...}}; all or nothing."""
+        """Body {"inputs": {"<input key>": <character name | index | null>, ...}}; all or nothing.
+
+        An input key is a WHIP session's id, or one of a mixed session's inputs (`<id>/speaker<k>`, `<id>`).
+        """
         server = self.server
         require_token(server.guard, request)
         hosted = server.hosted_room(request)
@@ -155,13 +159,27 @@ class RoomAPI:
             raise web.HTTPBadRequest(text='the body must be {"inputs": {"<session id>": character}}\n')
         changes = {}
         for key, value in doc["inputs"].items():
-            session = server.sessions.get(key)
+            session = server.input_session(key)
             if session is None or session.kind != "whip" or session.room != hosted.name:
-                raise web.HTTPBadRequest(text=f"no speaker session {key[:40]!r} in this room\n")
+                raise web.HTTPBadRequest(text=f"no speaker input {key[:60]!r} in this room\n")
             changes[key] = self._binding_target(hosted.room, value)
         for key, character in changes.items():
             hosted.room.bind(key, character)
         return web.json_response(self._binding_view(hosted))
+
+    def _session_view(self, session, now: float) -> dict:
+        server = self.server
+        view = {
+            "kind": session.kind,
+            "character": server.bound_character(session),
+            "state": session.pc.connectionState,
+            "age_s": round(now - session.started, 1),
+            "audio_s": round(session.audio_s, 2),
+        }
+        if session.mixed:  # its speakers and its diarizer
+            view["speakers"] = server.speaker_inputs(session)
+            view["mix"] = session.audio_input.stats()
+        return view
 
     def _binding_target(self, room, value) -> int | None:
         names = list(room.characters)
@@ -181,7 +199,7 @@ class RoomAPI:
         return {
             "characters": list(hosted.room.characters),
             "binding": {str(k): v for k, v in hosted.room.binding().items()},
-            "speakers": {s.id: server.bound_character(s) for s in speakers},
+            "speakers": {k: v for s in speakers for k, v in server.speaker_inputs(s).items()},
         }
 
     # -- reports ----------------------------------------------------------------------------------------
@@ -190,17 +208,7 @@ class RoomAPI:
         require_token(server.guard, request)
         hosted = server.hosted_room(request)
         now = time.monotonic()
-        sessions = [
-            {
-                "kind": s.kind,
-                "character": server.bound_character(s),
-                "state": s.pc.connectionState,
-                "age_s": round(now - s.started, 1),
-                "audio_s": round(s.audio_s, 2),
-            }
-            for s in server.sessions.values()
-            if s.room == hosted.name
-        ]
+        sessions = [self._session_view(s, now) for s in server.sessions.values() if s.room == hosted.name]
         doc = {"room": hosted.room.stats(), "sessions": sessions}
         if hosted.name == DEFAULT_ROOM:  # the outputs and the host belong to the default view
             doc["sinks"] = [

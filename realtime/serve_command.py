@@ -1,6 +1,6 @@
 """`bya serve`: run the live room behind the HTTP/WebRTC server until SIGINT or SIGTERM.
 
-Builds the scene and the model, starts the outputs asked for (MP4 recording, MPEG-TS over UDP, a
+Builds the scene, the model and (with --enroll / --mix-speakers) the diarizer of `/whip/mix`, starts the outputs asked for (MP4 recording, MPEG-TS over UDP, a
 virtual camera), serves WHIP/WHEP/binding/pages on 127.0.0.1 by default, and on a signal closes every
 peer and finishes every recording before it exits. Options that would expose an open server off
 loopback are refused before anything starts.
@@ -73,6 +73,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-speakers", type=int, default=8, help="WHIP sessions at once per room (default 8)"
     )
     parser.add_argument(
+        "--enroll",
+        action="append",
+        default=[],
+        metavar="K=FILE.wav",
+        help="a few seconds of character K's voice alone (repeatable): POST /whip/mix diarizes one mixed "
+        "stream into these voices, speaker K driving character K",
+    )
+    parser.add_argument(
+        "--mix-speakers",
+        type=int,
+        metavar="N",
+        help=f"POST /whip/mix without enrollment: 1-{MAX_CHARACTERS} speakers clustered online, in order of "
+        "appearance (less accurate than --enroll)",
+    )
+    parser.add_argument(
         "--max-rooms",
         type=int,
         help="rooms at once, the default one included (default: as many as this machine measured it holds)",
@@ -100,11 +115,27 @@ def serve_command(args: argparse.Namespace) -> int:
             raise ServerConfigError(f"--{flag.replace('_', '-')} must be 1-{top}, got {value}")
     token = None if args.open else (args.token or secrets.token_urlsafe(18))
     guard = GuardConfig.build(token, args.open, args.host, args.cors_origin)
+    mix = build_mix(args)  # before the model loads: a bad --enroll file fails in seconds
     # our own events (sessions starting and ending) at INFO; aiortc/aioice/aiohttp only when they warn
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("realtime").setLevel(logging.INFO)
-    asyncio.run(_serve(args, guard))
+    asyncio.run(_serve(args, guard, mix))
     return 0
+
+
+def build_mix(args: argparse.Namespace):
+    """The diarizer of `/whip/mix` from --enroll / --mix-speakers (None without either); one-line errors."""
+    if not args.enroll and args.mix_speakers is None:
+        return None
+    import time
+
+    from realtime.mix_input import MixDiarizer
+
+    start = time.perf_counter()
+    mix = MixDiarizer.from_arguments(args.enroll, args.mix_speakers)
+    took = time.perf_counter() - start
+    print(f"bya serve: /whip/mix diarizer: {mix.describe()} ({took:.1f} s)", file=sys.stderr)
+    return mix
 
 
 def build_sinks(args: argparse.Namespace, size: tuple[int, int]) -> list:
@@ -146,7 +177,7 @@ def build_room(args: argparse.Namespace):
     return room, (width, height)
 
 
-async def _serve(args: argparse.Namespace, guard: GuardConfig) -> None:
+async def _serve(args: argparse.Namespace, guard: GuardConfig, mix=None) -> None:
     from aiohttp import web
 
     from realtime.server import LiveServer, ServerLimits
@@ -166,7 +197,7 @@ async def _serve(args: argparse.Namespace, guard: GuardConfig) -> None:
         max_rooms=args.max_rooms,
         max_viewers_total=args.max_viewers_total,
     )
-    server = LiveServer(room, guard, limits, sinks)
+    server = LiveServer(room, guard, limits, sinks, mix)
     runner = web.AppRunner(server.app, handle_signals=False)
     await runner.setup()
     try:
@@ -200,6 +231,12 @@ async def _serve(args: argparse.Namespace, guard: GuardConfig) -> None:
         f"  WHIP          http://{host}:{args.port}/whip/<character>   WHEP http://{host}:{args.port}/whep",
         flush=True,
     )
+    if mix is not None:
+        print(
+            f"  WHIP mix      http://{host}:{args.port}/whip/mix   diarized: {mix.describe()}; "
+            f"+{mix.latency_ms} ms lookahead (docs/server.md)",
+            flush=True,
+        )
     if guard.token:
         print(f"  token         {guard.token}", flush=True)
     try:

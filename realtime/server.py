@@ -4,7 +4,8 @@ One aiohttp application around one or more engine Rooms sharing one model (realt
 /whip/<character>` (RFC 9725) turns a client's audio into one of the room's inputs bound to that
 character; `POST /whep` sends the room's video and delayed mixed audio; `DELETE /sessions/<id>` ends
 either. `GET/PUT /binding` re-binds inputs while running; `/health` and `/stats` report (those and
-`/rooms`: realtime.room_api). The same routes under `/rooms/<room>/` serve the rooms made with `POST
+`/rooms`: realtime.room_api). `POST /whip/mix` takes one stream of several voices, diarized live into one
+input per speaker (realtime.mix_input). The same routes under `/rooms/<room>/` serve the rooms made with `POST
 /rooms`; admission (realtime.admission) refuses rooms and viewers past the measured capacity with 503.
 Every media and control endpoint passes realtime.http_guard first, so a request without the token never
 creates a peer connection. A peer that vanishes is found by ICE consent or by silence on its track, and
@@ -25,6 +26,7 @@ from aiortc import RTCPeerConnection
 
 from realtime.admission import Capacity, measure_capacity, unavailable
 from realtime.http_guard import MAX_SDP_BYTES, GuardConfig, cors_middleware, read_body, require_token
+from realtime.mix_input import NO_DIARIZER, MixDiarizer, open_mix_input
 from realtime.room_api import HostedRoom, RoomAPI
 from realtime.rooms import DEFAULT_ROOM
 from realtime.web_pages import WebPages
@@ -66,16 +68,29 @@ class Session:
     started: float = field(default_factory=time.monotonic)
     tasks: list[asyncio.Task] = field(default_factory=list)
     subscription: object | None = None  # WHEP: the room subscription its tracks read
-    audio_input: object | None = None  # WHIP: the engine input its audio goes to
+    audio_input: object | None = None  # WHIP: the engine input its audio goes to (a MixInput for /whip/mix)
+    inputs: tuple[str, ...] = ()  # WHIP: the room inputs it owns (binding keys): its id, or a mix's keys
     audio_s: float = 0.0  # WHIP: seconds of audio received and handed to the engine
     ended: str | None = None  # why it ended, once it has
+
+    @property
+    def mixed(self) -> bool:
+        """A /whip/mix session: its inputs are the whole mix and one per diarized speaker."""
+        return len(self.inputs) > 1
 
 
 class LiveServer:
     """Holds the rooms, their sessions and the aiohttp application that serves them."""
 
-    def __init__(self, room, guard: GuardConfig, limits: ServerLimits = ServerLimits(), sinks=()) -> None:
-        self.room, self.guard, self.limits = room, guard, limits
+    def __init__(
+        self,
+        room,
+        guard: GuardConfig,
+        limits: ServerLimits = ServerLimits(),
+        sinks=(),
+        mix: MixDiarizer | None = None,  # what /whip/mix diarizes into; None: /whip/mix answers 409
+    ) -> None:
+        self.room, self.guard, self.limits, self.mix = room, guard, limits, mix
         self.rooms: dict[str, HostedRoom] = {DEFAULT_ROOM: HostedRoom(DEFAULT_ROOM, room, ready=True)}
         self.capacity: Capacity | None = None  # measured at start unless every limit was given
         self.sinks = list(sinks)
@@ -87,6 +102,7 @@ class LiveServer:
         routes = []
         for prefix in ("", "/rooms/{room}"):  # the default room un-prefixed, every room under /rooms/<name>
             routes += [
+                web.post(prefix + "/whip/mix", self.whip_mix),  # before /whip/{character}: "mix" is taken
                 web.post(prefix + "/whip/{character}", self.whip),
                 web.post(prefix + "/whep", self.whep),
                 *self.room_api.room_routes(prefix),
@@ -105,6 +121,9 @@ class LiveServer:
 
     # -- lifecycle --------------------------------------------------------------------------------------
     async def _startup(self, app: web.Application) -> None:
+        if self.mix is not None:  # the encoder's first call (numba, ~17 s cold) must not meet a request
+            took = await asyncio.to_thread(self.mix.warm_up)
+            log.info("diarizer warmed up in %.1f s", took)
         if self.limits.max_rooms is None or self.limits.max_viewers_total is None:
             # before the room starts: its worker would share the CPU with the measurement
             room = self.room
@@ -195,6 +214,19 @@ class LiveServer:
             return None
         return self.rooms[session.room].room.binding().get(session.id, session.character)
 
+    def speaker_inputs(self, session: Session) -> dict[str, int | None]:
+        """A WHIP session's voices and the characters they drive: its id, or a mix's speaker inputs."""
+        if session.kind != "whip" or session.room not in self.rooms:
+            return {}
+        binding = self.rooms[session.room].room.binding()
+        keys = session.inputs[1:] if session.mixed else session.inputs
+        return {key: binding.get(key, session.character) for key in keys}
+
+    def input_session(self, key: str) -> Session | None:
+        """The WHIP session that owns room input `key` (a session id or one of a mix's keys)."""
+        session = self.sessions.get(key.split("/", 1)[0])
+        return session if session is not None and key in session.inputs else None
+
     def count_sessions(self, kind: str, room: str | None = None) -> int:
         return sum(s.kind == kind and room in (None, s.room) for s in self.sessions.values())
 
@@ -228,6 +260,30 @@ class LiveServer:
         except ValueError as exc:  # the engine's own input limit or validation
             await close_quietly(session.pc)
             raise unavailable(str(exc)) from exc
+        session.inputs = (session.id,)
+        return await self._receive(session, offer)
+
+    async def whip_mix(self, request: web.Request) -> web.Response:
+        """RFC 9725 ingest of one stream of several voices: diarized live, each speaker its own input."""
+        require_token(self.guard, request)
+        hosted = self.hosted_room(request)
+        if self.mix is None:
+            raise web.HTTPConflict(text=f"{NO_DIARIZER}\n")
+        offer = _offer(await read_body(request, "application/sdp", MAX_SDP_BYTES), "send-audio")
+        if self.count_sessions("whip", hosted.name) >= self.limits.max_speakers:
+            raise unavailable("speaker limit of this room reached")
+        session = self._new_peer("whip", hosted.name)
+        try:
+            loop = asyncio.get_running_loop()
+            session.audio_input = open_mix_input(hosted.room, session.id, self.mix, loop)
+        except ValueError as exc:  # the room's input limit: a mix takes 1 + speakers inputs
+            await close_quietly(session.pc)
+            raise unavailable(str(exc)) from exc
+        session.inputs = session.audio_input.keys
+        return await self._receive(session, offer)
+
+    async def _receive(self, session: Session, offer) -> web.Response:
+        """Register a WHIP session; its first audio track feeds its input, other tracks are drained."""
         self.sessions[session.id] = session
 
         @session.pc.on("track")

@@ -61,11 +61,12 @@ def loopback_ice():
 
 
 @contextlib.asynccontextmanager
-async def served(loaded, limits: ServerLimits | None = None, guard=None, sinks=()):
+async def served(loaded, limits: ServerLimits | None = None, guard=None, sinks=(), mix=None, max_inputs=8):
     """A LiveServer around a fresh 2-character room on 127.0.0.1:<free port>; yields (server, base, http)."""
-    room = Room(loaded, world_scene(2, seed=0, size=loaded.generator.cfg.frame_size), steps=1, seed=0)
+    scene = world_scene(2, seed=0, size=loaded.generator.cfg.frame_size)
+    room = Room(loaded, scene, steps=1, seed=0, max_inputs=max_inputs)
     guard = guard or GuardConfig.build(TOKEN, False, "127.0.0.1")
-    server = LiveServer(room, guard, limits or ServerLimits(idle_timeout_s=2.0), sinks)
+    server = LiveServer(room, guard, limits or ServerLimits(idle_timeout_s=2.0), sinks, mix)
     runner = web.AppRunner(server.app, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
