@@ -18,7 +18,7 @@ import numpy as np
 
 from realtime.diarization_stream import DiarizationStream
 from realtime.errors import DiarizationError
-from realtime.media import AUDIO_SAMPLE_RATE, MAX_CHARACTERS, SAMPLES_PER_FRAME
+from realtime.media import AUDIO_SAMPLE_RATE, DIARIZER_LOOKAHEAD_MS, MAX_CHARACTERS, SAMPLES_PER_FRAME
 from realtime.speaker_encoder import HOP, N_FFT, SpeakerEncoder, level_gain, mel_frames
 from realtime.speaker_model import SpeakerModel
 from realtime.stream_stft import StreamingSTFT
@@ -39,7 +39,7 @@ class DiarizerConfig:
     mode: str = "enroll"  # "enroll": centroids from each character's voice; "online": clusters as it goes
     window_ms: int = 1000  # embedding window: 0.4 s is noisy, 1.2 s already blurs turn changes
     hop_ms: int = 80  # a window every 2 video frames: 40 costs 1.7x the CPU for the same accuracy
-    lookahead_ms: int = 500  # a frame is decided this long after it ends: the diarizer's added latency
+    lookahead_ms: int = DIARIZER_LOOKAHEAD_MS  # a frame is decided this long after it ends: added latency
     max_speakers: int = MAX_CHARACTERS  # online mode opens at most this many clusters
     overlap: bool = False  # enroll: also bind a second speaker in overlapped speech (costs single frames)
     overlap_threshold: float = 0.375  # share of a frame's energy that makes the second speaker audible

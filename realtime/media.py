@@ -12,6 +12,9 @@ SAMPLES_PER_FRAME = AUDIO_SAMPLE_RATE // VIDEO_FPS  # 640 samples = 40 ms at 16 
 WEBRTC_AUDIO_RATE = 48_000  # Hz; Opus over WebRTC always runs at 48 kHz
 RTP_VIDEO_CLOCK_RATE = 90_000  # Hz; the RTP clock of every video codec
 VAD_FRAME_MS = 20  # ms; webrtcvad accepts 10/20/30 ms frames, 20 ms halves a video frame
+# a mixed stream's frame is assigned to a speaker this long after it ends (voices need context): the
+# latency diarization adds; 200 ms scored within 0.1 point of it offline (docs/audio.md)
+DIARIZER_LOOKAHEAD_MS = 500
 
 MIN_CHARACTERS = 1
 MAX_CHARACTERS = 4  # the router's character axis is sized for this; more would need retraining

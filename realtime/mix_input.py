@@ -27,7 +27,7 @@ from realtime.audio_ingest import SUPPORTED_RATES
 from realtime.audio_input import JITTER_MS, AudioInput
 from realtime.diarization import RAMP_MS, Diarizer
 from realtime.errors import AudioInputError, BYAError, DiarizationError
-from realtime.media import AUDIO_SAMPLE_RATE, MAX_CHARACTERS, SAMPLES_PER_FRAME
+from realtime.media import AUDIO_SAMPLE_RATE, DIARIZER_LOOKAHEAD_MS, MAX_CHARACTERS, SAMPLES_PER_FRAME
 from realtime.polyphase_resampler import PolyphaseResampler
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,9 @@ class MixDiarizer:
         self.speakers = tuple(speakers)  # speaker k -> room input <id>/speaker<k>, bound to character k
 
     @classmethod
-    def from_arguments(cls, enroll: Sequence[str], speakers: int | None) -> MixDiarizer | None:
+    def from_arguments(
+        cls, enroll: Sequence[str], speakers: int | None, lookahead_ms: int = DIARIZER_LOOKAHEAD_MS
+    ) -> MixDiarizer | None:
         """From `--enroll K=FILE.wav ...` and/or `--mix-speakers N`; None when neither was given."""
         if speakers is not None and not 1 <= speakers <= MAX_CHARACTERS:
             raise DiarizationError(f"--mix-speakers must be 1-{MAX_CHARACTERS}, got {speakers}")
@@ -79,7 +81,7 @@ class MixDiarizer:
         if not enroll:
             if speakers is None:
                 return None
-            return cls(Diarizer("online", max_speakers=speakers), range(speakers))
+            return cls(Diarizer("online", max_speakers=speakers, lookahead_ms=lookahead_ms), range(speakers))
         parsed = [parse_enroll(spec) for spec in enroll]
         seen = [k for k, _ in parsed]
         twice = sorted({k for k in seen if seen.count(k) > 1})
@@ -87,7 +89,7 @@ class MixDiarizer:
             raise DiarizationError(f"--enroll: character {twice[0]} is enrolled twice")
         from realtime.render import read_audio
 
-        diarizer = Diarizer("enroll")
+        diarizer = Diarizer("enroll", lookahead_ms=lookahead_ms)
         for spec, (k, path) in zip(enroll, parsed, strict=True):
             try:
                 diarizer.enroll(k, read_audio(path))

@@ -16,7 +16,7 @@ import signal
 import sys
 
 from realtime.http_guard import GuardConfig, ServerConfigError, is_loopback
-from realtime.media import MAX_CHARACTERS, MIN_CHARACTERS
+from realtime.media import DIARIZER_LOOKAHEAD_MS, MAX_CHARACTERS, MIN_CHARACTERS
 from realtime.threads import live_threads
 
 DEFAULT_PORT = 8080
@@ -88,6 +88,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "appearance (less accurate than --enroll)",
     )
     parser.add_argument(
+        "--mix-lookahead-ms",
+        type=int,
+        default=DIARIZER_LOOKAHEAD_MS,
+        metavar="MS",
+        help=f"how long after a 40 ms frame /whip/mix decides who spoke it: latency the mix adds (default "
+        f"{DIARIZER_LOOKAHEAD_MS}; at least 160; 200 scored within 0.1 point of 500 offline, docs/audio.md)",
+    )
+    parser.add_argument(
         "--max-rooms",
         type=int,
         help="rooms at once, the default one included (default: as many as this machine measured it holds)",
@@ -132,7 +140,7 @@ def build_mix(args: argparse.Namespace):
     from realtime.mix_input import MixDiarizer
 
     start = time.perf_counter()
-    mix = MixDiarizer.from_arguments(args.enroll, args.mix_speakers)
+    mix = MixDiarizer.from_arguments(args.enroll, args.mix_speakers, args.mix_lookahead_ms)
     took = time.perf_counter() - start
     print(f"bya serve: /whip/mix diarizer: {mix.describe()} ({took:.1f} s)", file=sys.stderr)
     return mix

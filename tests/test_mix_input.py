@@ -414,6 +414,7 @@ def enroll_files(tmp_path_factory):
         (["--enroll", "1={d}/silent.wav"], "character 1 needs >= 2 s of speech"),
         (["--enroll", "0={d}/short.wav", "--enroll", "0={d}/silent.wav"], "enrolled twice"),
         (["--mix-speakers", "5"], "--mix-speakers must be 1-4"),
+        (["--mix-speakers", "2", "--mix-lookahead-ms", "10"], "lookahead_ms must be in [160, 5000], got 10"),
         (["--mix-speakers", "3", "--enroll", "0={d}/short.wav"], "one speaker per voice"),
     ],
 )
