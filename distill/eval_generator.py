@@ -43,7 +43,7 @@ def _row(rep: dict) -> dict:
         "offset_frames": ls["offset_frames"],
         "auc_own": b["auc_own_mean"],
         "auc_other": b["auc_other_mean"],
-        "leak_ratio": b.get("leak_ratio_mean"),
+        "leak_ratio": b.get("leak_ratio_pooled"),
         "wrong_person_rate": b["wrong_person_rate"],
         "mask_iou": m.get("iou_mean"),
         "mask_iou_reference_held": m.get("reference_held_iou_mean"),

@@ -30,6 +30,7 @@ from distill.metrics import (
     mask_flicker,
     mask_iou,
     mouth_activity,
+    pooled_leak_ratio,
     wrong_person_rate,
 )
 from distill.mouth_reader import VISIBLE_MIN, MouthReader, load_reader, mouth_visibility
@@ -215,6 +216,7 @@ def evaluate(
             "auc_own_mean": _nanmean([b["auc_own"] for b in binding]),
             "auc_other_mean": _nanmean([b["auc_other"] for b in binding]),
             "leak_ratio_mean": _nanmean(leaks),
+            "leak_ratio_pooled": pooled_leak_ratio(activity, d.active, valid=visible),
             "wrong_person_rate": wrong,
             "single_speaker_frames": solo,
         },

@@ -225,6 +225,30 @@ def binding_auc(
     return out
 
 
+def _leak_parts(
+    activity: np.ndarray, active: np.ndarray, guard: int, valid: np.ndarray | None
+) -> list[tuple[float, float] | None]:
+    """Per character: (mean activity listening - quiet, mean speaking - quiet), None without the frames."""
+    activity = np.asarray(activity, dtype=np.float64)
+    active = np.asarray(active, dtype=bool)
+    if activity.shape != active.shape or activity.ndim != 2:
+        raise ValueError(f"leak_ratio needs (N, T) activity and flags, got {activity.shape}, {active.shape}")
+    valid = _valid_flags(valid, active.shape, "leak_ratio")
+    n = active.shape[0]
+    near = maximum_filter1d(active.astype(np.uint8), 2 * guard + 1, axis=1).astype(bool) if guard else active
+    out: list[tuple[float, float] | None] = []
+    for i in range(n):
+        others = np.delete(active, i, axis=0).any(axis=0) if n > 1 else np.zeros_like(active[i])
+        silent = ~near[i] & valid[i]
+        quiet, listening, speaking = silent & ~others, silent & others, active[i] & valid[i]
+        if n < 2 or not quiet.any() or not listening.any() or not speaking.any():
+            out.append(None)
+            continue
+        base = activity[i][quiet].mean()
+        out.append((activity[i][listening].mean() - base, activity[i][speaking].mean() - base))
+    return out
+
+
 def leak_ratio(
     activity: np.ndarray, active: np.ndarray, guard: int = BINDING_GUARD, valid: np.ndarray | None = None
 ) -> list[float]:
@@ -236,27 +260,22 @@ def leak_ratio(
     scores near 1 there; this says how big the shift is. nan without the frames to measure it. Frames are
     chosen as in `binding_auc` (guard band, `valid`).
     """
-    activity = np.asarray(activity, dtype=np.float64)
-    active = np.asarray(active, dtype=bool)
-    if activity.shape != active.shape or activity.ndim != 2:
-        raise ValueError(f"leak_ratio needs (N, T) activity and flags, got {activity.shape}, {active.shape}")
-    valid = _valid_flags(valid, active.shape, "leak_ratio")
-    n = active.shape[0]
-    near = maximum_filter1d(active.astype(np.uint8), 2 * guard + 1, axis=1).astype(bool) if guard else active
-    out = []
-    for i in range(n):
-        others = np.delete(active, i, axis=0).any(axis=0) if n > 1 else np.zeros_like(active[i])
-        silent = ~near[i] & valid[i]
-        quiet, listening, speaking = silent & ~others, silent & others, active[i] & valid[i]
-        if n < 2 or not quiet.any() or not listening.any() or not speaking.any():
-            out.append(math.nan)
-            continue
-        base = activity[i][quiet].mean()
-        amplitude = activity[i][speaking].mean() - base
-        out.append(
-            float((activity[i][listening].mean() - base) / amplitude) if amplitude > 1e-6 else math.nan
-        )
-    return out
+    return [
+        math.nan if p is None or p[1] <= 1e-6 else float(p[0] / p[1])
+        for p in _leak_parts(activity, active, guard, valid)
+    ]
+
+
+def pooled_leak_ratio(
+    activity: np.ndarray, active: np.ndarray, guard: int = BINDING_GUARD, valid: np.ndarray | None = None
+) -> float:
+    """One clip's leak: the characters' listening motion summed over their speaking motion summed.
+
+    A character that barely moves when it speaks makes its own ratio explode; pooled, it weighs what it moves.
+    """
+    parts = [p for p in _leak_parts(activity, active, guard, valid) if p is not None]
+    amplitude = sum(p[1] for p in parts)
+    return float(sum(p[0] for p in parts) / amplitude) if parts and amplitude > 1e-6 else math.nan
 
 
 def wrong_person_rate(

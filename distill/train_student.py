@@ -36,10 +36,12 @@ from distill.train_teacher import (
     router_losses,
     save_loss_plot,
 )
+from realtime.audio_features import SILENCE_DB
 from realtime.autoencoder import load_autoencoder
 from realtime.errors import BYAError
 from realtime.generator import Generator
 from realtime.generator_checkpoint import load_generator, save_generator
+from realtime.router import token_weights
 
 METHODS = ("regress", "teacher")
 
@@ -55,6 +57,16 @@ def teacher_sample(teacher: Generator, noise: torch.Tensor, base_args: dict, ste
     return x
 
 
+def listener_mouths(cfg, seq: dict[str, torch.Tensor], r: int, mouth: torch.Tensor) -> torch.Tensor:
+    """(B, C*F) in [0, 1]: mouth tokens of characters whose stream is silent over the chunk's whole audio
+    window (listeners: their mouths must stay still whoever else speaks)."""
+    silent = (seq["mel"][:, r].amax(dim=(2, 3, 4)) <= SILENCE_DB + 1.0).float()  # (B, S)
+    silent_char = torch.einsum("bs,bsk->bk", silent, seq["bind"])  # (B, K)
+    region = token_weights(seq["masks"][:, r], cfg.mask_sub)  # (B, C*F, K)
+    listener = (region * silent_char[:, None]).sum(-1).clamp(max=1.0)
+    return listener * (mouth > 1).float()
+
+
 def rollout_losses(
     model: Generator,
     seq: dict[str, torch.Tensor],
@@ -64,6 +76,7 @@ def rollout_losses(
     context_noise: float,
     rng: np.random.Generator,
     window: int,
+    listener_weight: float = 1.0,
 ) -> list[dict[str, torch.Tensor]]:
     """Generate the run's chunks one by one from the student's own context; backprop each chunk's loss."""
     c, w = model.cfg.chunk_frames, window
@@ -92,6 +105,8 @@ def rollout_losses(
         err = (pred.float() - target).pow(2)
         tok = model.patchify(err).mean(-1)
         mouth = seq["mouth"][:, r]
+        if listener_weight != 1.0:
+            mouth = mouth * (1.0 + (listener_weight - 1.0) * listener_mouths(model.cfg, seq, r, mouth))
         losses = {"flow": (tok * mouth).sum() / mouth.sum()}
         if method == "teacher":  # how far the 1-step sample is from the data, comparable across methods
             losses["data_err"] = (
@@ -174,7 +189,15 @@ def train(args: argparse.Namespace) -> dict:
         )
         opt.zero_grad(set_to_none=True)
         per_chunk = rollout_losses(
-            model, seq, args.method, teacher, args.teacher_steps, args.context_noise, rng, window
+            model,
+            seq,
+            args.method,
+            teacher,
+            args.teacher_steps,
+            args.context_noise,
+            rng,
+            window,
+            args.listener_weight,
         )
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -228,6 +251,7 @@ def train(args: argparse.Namespace) -> dict:
         "stream_window_chunks": window,
         "router_prior": cfg.router_prior,
         "ref_near": args.ref_near,
+        "listener_weight": args.listener_weight,
     }
     save_generator(ema.cpu(), out / "student.safetensors", extra={"training": facts})
     (out / "train_log.json").write_text(json.dumps(log))
@@ -269,6 +293,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--context-noise", type=float, default=0.1)
     p.add_argument("--audio-lr-scale", type=float, default=5.0, help="learning-rate factor of the audio path")
     p.add_argument("--resume", action="store_true")
+    p.add_argument(
+        "--listener-weight",
+        type=float,
+        default=1.0,
+        help="extra loss weight on the mouths of characters whose stream is silent (a listener's mouth "
+        "moving with another voice is the binding failure users see)",
+    )
     p.add_argument(
         "--ref-near",
         type=int,

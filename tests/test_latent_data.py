@@ -41,3 +41,30 @@ def test_without_ref_near_or_with_context_the_reference_is_the_first_frame() -> 
     assert (pool.sequence(32, 1, 0, rng)["ref"] == 0).all()
     assert (pool.sequence(32, 1, 2, rng, ref_near=5)["ref"] == 0).all()  # a session's reference is frame 0
     assert (pool.sequence(32, 1, 0, rng, from_start=True, ref_near=5)["ref"] == 0).all()
+
+
+def test_listener_mouths_are_the_mouth_tokens_of_silent_streams_characters() -> None:
+    from distill.train_student import listener_mouths
+    from realtime.audio_features import SILENCE_DB
+
+    pool, rng = _pool(), np.random.default_rng(2)
+    seq = pool.sequence(4, 1, 0, rng)
+    g, c = CFG.grid, CFG.chunk_frames
+    masks = torch.zeros_like(seq["masks"])  # (B, R, C, K, M, M): character 0 left half, 1 right half
+    half = CFG.mask_size // 2
+    masks[..., 0, :, :half] = 1.0
+    masks[..., 1, :, half:] = 1.0
+    mel = torch.full_like(seq["mel"], SILENCE_DB)  # (B, R, S, C, win, mels)
+    bind = torch.eye(MAX_CHARACTERS).expand(4, -1, -1).clone()  # stream k drives character k
+    mel[:, :, 0] = 0.0  # stream 0 speaks; character 1 listens
+    mouth = torch.ones(4, c * g * g)
+    mouth[:, 0] = 4.0  # a mouth token on the left (character 0)
+    mouth[:, g - 1] = 4.0  # ...and one on the right (character 1)
+    seq = dict(seq, masks=masks, mel=mel, bind=bind)
+    w = listener_mouths(CFG, seq, 0, mouth)
+    assert w.shape == (4, c * g * g)
+    assert (w[:, g - 1] == 1).all() and (w[:, 0] == 0).all()  # the listener's mouth, not the speaker's
+    assert w.sum() == 4  # and no token that is not a mouth
+    seq["bind"] = bind[:, :, [1, 0, 2, 3]]  # stream 0 now drives character 1: character 0 listens
+    w = listener_mouths(CFG, seq, 0, mouth)
+    assert (w[:, 0] == 1).all() and (w[:, g - 1] == 0).all()

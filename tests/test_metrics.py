@@ -185,5 +185,10 @@ def test_leak_ratio_sizes_what_auc_other_only_ranks() -> None:
     mostly_swapped = good[::-1] + 0.5 * good
     assert all(r == 2.0 for r in M.leak_ratio(mostly_swapped, active, guard=2))  # others' voices move it more
     assert math.isnan(M.leak_ratio(good[:1], active[:1])[0])
+    still = good.copy()
+    still[1] *= 1e-3  # character 1 barely moves when it speaks...
+    still[1, :30] += 1e-3  # ...and as much while character 0 speaks
+    assert M.leak_ratio(still, active, guard=2)[1] > 0.9  # its own ratio: all leak
+    assert M.pooled_leak_ratio(still, active, guard=2) < 0.01  # ...pooled, it weighs what it moves
     with pytest.raises(ValueError, match="leak_ratio"):
         M.leak_ratio(good, active[:, :10])
