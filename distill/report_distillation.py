@@ -16,6 +16,7 @@ KEYS = (
     ("lip_sync_r_mean", "lip-sync r"),
     ("auc_own", "AUC own"),
     ("auc_other", "AUC other"),
+    ("leak_ratio", "leak"),
     ("mask_iou", "mask IoU"),
     ("background_psnr_db", "bg PSNR dB"),
 )
