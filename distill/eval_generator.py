@@ -56,6 +56,17 @@ def _row(rep: dict) -> dict:
     }
 
 
+def _summary(rows: list[dict]) -> dict:
+    """Means over clips; the leak ratio's median (a clip whose mouths barely move divides by almost 0)."""
+    out = {k: _mean(rows, k) for k in rows[0] if k not in ("seed", "characters")}
+    if "leak_ratio" in out:
+        leaks = [
+            r["leak_ratio"] for r in rows if r.get("leak_ratio") is not None and np.isfinite(r["leak_ratio"])
+        ]
+        out["leak_ratio"] = float(np.median(leaks)) if leaks else None
+    return out
+
+
 def _mean(rows: list[dict], key: str) -> float | None:
     vals = [r[key] for r in rows if r.get(key) is not None and np.isfinite(r[key])]
     return float(np.mean(vals)) if vals else None
@@ -128,12 +139,7 @@ def evaluate_checkpoint(
             srep = evaluate(swapped.frames, cut, reader=reader, mouths="tracked")
             rebind.append({"seed": seed, "bound": _row(rep), "swapped": _row(srep)})
     wall = time.perf_counter() - start
-    summary = {k: _mean(rows, k) for k in rows[0] if k not in ("seed", "characters")}
-    # a clip whose mouths barely move has a leak ratio with a tiny denominator: the median says more
-    leaks = [
-        r["leak_ratio"] for r in rows if r.get("leak_ratio") is not None and np.isfinite(r["leak_ratio"])
-    ]
-    summary["leak_ratio"] = float(np.median(leaks)) if leaks else None
+    summary = _summary(rows)
     return {
         "checkpoint": checkpoint,
         "steps": steps,
@@ -143,9 +149,7 @@ def evaluate_checkpoint(
         "clips": rows,
         "summary": summary,
         "autoencoder_ceiling": ceiling,
-        "autoencoder_ceiling_summary": {
-            k: _mean(ceiling, k) for k in ceiling[0] if k not in ("seed", "characters")
-        },
+        "autoencoder_ceiling_summary": _summary(ceiling),
         "rebinding": rebind,
         "rebinding_summary": {
             "auc_own_bound": _mean([r["bound"] for r in rebind], "auc_own"),

@@ -178,6 +178,19 @@ def _valid_flags(valid: np.ndarray | None, shape: tuple[int, ...], who: str) -> 
     return valid
 
 
+def _binding_frames(
+    activity: np.ndarray, active: np.ndarray, guard: int, valid: np.ndarray | None, what: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Checked (N, T) activity, speech flags and `valid`, and the flags widened by `guard` frames."""
+    activity = np.asarray(activity, dtype=np.float64)
+    active = np.asarray(active, dtype=bool)
+    if activity.shape != active.shape or activity.ndim != 2:
+        raise ValueError(f"{what} needs (N, T) activity and flags, got {activity.shape}, {active.shape}")
+    valid = _valid_flags(valid, active.shape, what)
+    near = maximum_filter1d(active.astype(np.uint8), 2 * guard + 1, axis=1).astype(bool) if guard else active
+    return activity, active, valid, near
+
+
 def binding_auc(
     activity: np.ndarray, active: np.ndarray, guard: int = BINDING_GUARD, valid: np.ndarray | None = None
 ) -> list[dict]:
@@ -192,13 +205,8 @@ def binding_auc(
     `valid` (N, T) bool drops a character's frames where its mouth cannot be read (occluded by another
     character standing in front: the reader would read the front character's mouth).
     """
-    activity = np.asarray(activity, dtype=np.float64)
-    active = np.asarray(active, dtype=bool)
-    if activity.shape != active.shape or activity.ndim != 2:
-        raise ValueError(f"binding_auc needs (N, T) activity and flags, got {activity.shape}, {active.shape}")
-    valid = _valid_flags(valid, active.shape, "binding_auc")
+    activity, active, valid, near = _binding_frames(activity, active, guard, valid, "binding_auc")
     n = active.shape[0]
-    near = maximum_filter1d(active.astype(np.uint8), 2 * guard + 1, axis=1).astype(bool) if guard else active
     out = []
     for i in range(n):
         used = (active[i] | ~near[i]) & valid[i]  # speaking frames, silent frames clear of the guard band
@@ -229,13 +237,8 @@ def _leak_parts(
     activity: np.ndarray, active: np.ndarray, guard: int, valid: np.ndarray | None
 ) -> list[tuple[float, float] | None]:
     """Per character: (mean activity listening - quiet, mean speaking - quiet), None without the frames."""
-    activity = np.asarray(activity, dtype=np.float64)
-    active = np.asarray(active, dtype=bool)
-    if activity.shape != active.shape or activity.ndim != 2:
-        raise ValueError(f"leak_ratio needs (N, T) activity and flags, got {activity.shape}, {active.shape}")
-    valid = _valid_flags(valid, active.shape, "leak_ratio")
+    activity, active, valid, near = _binding_frames(activity, active, guard, valid, "leak_ratio")
     n = active.shape[0]
-    near = maximum_filter1d(active.astype(np.uint8), 2 * guard + 1, axis=1).astype(bool) if guard else active
     out: list[tuple[float, float] | None] = []
     for i in range(n):
         others = np.delete(active, i, axis=0).any(axis=0) if n > 1 else np.zeros_like(active[i])

@@ -17,19 +17,14 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import torch
 from scipy.io import wavfile
 from scipy.signal import correlate, resample_poly
-from test_server import AUTH, SDP, TOKEN, loopback_ice, served, wait_for  # noqa: F401 (autouse fixture)
+from test_server import AUTH, SDP, TOKEN, loaded, loopback_ice, served, wait_for  # noqa: F401 (fixtures)
 from webrtc_peers import Speaker
 
 from realtime.audio_input import AudioInput
-from realtime.autoencoder import AUTOENCODER_CONFIGS, FrameAutoencoder
 from realtime.cli import main
-from realtime.default_model import LoadedModel
 from realtime.errors import AudioInputError
-from realtime.generator import Generator
-from realtime.generator_config import GENERATOR_CONFIGS
 from realtime.media import AUDIO_SAMPLE_RATE, SAMPLES_PER_FRAME, WEBRTC_AUDIO_RATE
 from realtime.mix_input import MIX_JITTER_MS, MixDiarizer, MixInput
 from realtime.server import ServerLimits
@@ -37,13 +32,6 @@ from realtime.server import ServerLimits
 SEED, SECONDS = 3, 12.0  # both voices speak in both halves (the re-binding happens half-way)
 LIMITS = ServerLimits(idle_timeout_s=5.0, max_rooms=1, max_viewers_total=4)  # no capacity measurement
 UP = WEBRTC_AUDIO_RATE // AUDIO_SAMPLE_RATE
-
-
-@pytest.fixture(scope="module")
-def loaded() -> LoadedModel:
-    torch.manual_seed(0)
-    gen = Generator(GENERATOR_CONFIGS["tiny"]).eval()
-    return LoadedModel(gen, FrameAutoencoder(AUTOENCODER_CONFIGS["ae-s"]).eval(), 1, None)
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +121,7 @@ def routing_accuracy(fed, truth, reference, start, switch) -> dict[str, tuple[in
 
 # -- end to end -------------------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_a_mixed_stream_drives_each_speakers_character_and_rebinds(loaded, mix_world, monkeypatch) -> None:
+def test_a_mixed_stream_drives_each_speakers_character_and_rebinds(loaded, mix_world, monkeypatch) -> None:  # noqa: F811
     dialogue, mix = mix_world
     reference = dialogue.mix  # 16 kHz
     lead = np.zeros(AUDIO_SAMPLE_RATE, np.float32)  # the plain speaker's first second: time to unbind it
@@ -214,7 +202,7 @@ def test_a_mixed_stream_drives_each_speakers_character_and_rebinds(loaded, mix_w
     assert result["mix_stats"]["error"] is None and result["mix_stats"]["queued_ms"] < 100
 
 
-def test_whip_mix_needs_a_diarizer(loaded) -> None:
+def test_whip_mix_needs_a_diarizer(loaded) -> None:  # noqa: F811
     async def go() -> None:
         async with served(loaded, limits=LIMITS) as (server, base, http):
             speaker = Speaker(np.zeros(WEBRTC_AUDIO_RATE, np.float32))
@@ -238,7 +226,7 @@ def test_whip_mix_needs_a_diarizer(loaded) -> None:
 
 
 @pytest.mark.slow
-def test_a_mix_over_the_rooms_input_limit_is_a_503_and_leaves_nothing_open(loaded, mix_world) -> None:
+def test_a_mix_over_the_rooms_input_limit_is_a_503_and_leaves_nothing_open(loaded, mix_world) -> None:  # noqa: F811
     _, mix = mix_world
 
     async def go() -> None:  # 2 enrolled speakers take 3 inputs: the whole mix and one per speaker
