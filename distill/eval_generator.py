@@ -21,6 +21,7 @@ from distill.harness import evaluate
 from distill.mouth_reader import load_reader
 from distill.shards import ensure_writable_dir
 from realtime.autoencoder import load_autoencoder, roundtrip
+from realtime.binding import add_isolation_argument
 from realtime.default_model import default_window
 from realtime.errors import BYAError
 from realtime.generator_checkpoint import load_generator
@@ -80,6 +81,7 @@ def evaluate_checkpoint(
     seeds=EVAL_SEEDS,
     characters=EVAL_CHARACTERS,
     window: int | None = None,
+    isolate_listeners: bool = True,
 ) -> dict:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     model, ae, reader = load_generator(checkpoint), load_autoencoder(autoencoder), load_reader()
@@ -99,6 +101,7 @@ def evaluate_checkpoint(
             steps=steps,
             seed=seed,
             window_chunks=window,
+            isolate_listeners=isolate_listeners,
         )
         t = len(out.frames)
         frames_made += t
@@ -135,6 +138,7 @@ def evaluate_checkpoint(
                 steps=steps,
                 seed=seed,
                 window_chunks=window,
+                isolate_listeners=isolate_listeners,
             )
             srep = evaluate(swapped.frames, cut, reader=reader, mouths="tracked")
             rebind.append({"seed": seed, "bound": _row(rep), "swapped": _row(srep)})
@@ -144,6 +148,7 @@ def evaluate_checkpoint(
         "checkpoint": checkpoint,
         "steps": steps,
         "window_chunks": window,
+        "listener_isolation": "on" if isolate_listeners else "off",
         "mouth_boxes": "tracked in each video (distill.mouth_tracker)",
         "clip_seconds": seconds,
         "clips": rows,
@@ -174,6 +179,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help=f"score the {len(EXTENDED_SEEDS)} held-out seeds {EXTENDED_SEEDS[0]}-{EXTENDED_SEEDS[-1]} (--clips ignored)",
     )
+    add_isolation_argument(p)
     p.add_argument("--out", default="out/eval-model.json")
 
 
@@ -192,7 +198,14 @@ def eval_model_command(args: argparse.Namespace) -> int:
         else (EVAL_SEEDS[: args.clips], EVAL_CHARACTERS[: args.clips])
     )
     rep = evaluate_checkpoint(
-        args.checkpoint, args.autoencoder, args.seconds, args.steps, seeds, characters, args.window
+        args.checkpoint,
+        args.autoencoder,
+        args.seconds,
+        args.steps,
+        seeds,
+        characters,
+        args.window,
+        getattr(args, "listener_isolation", "auto") != "off",
     )
     out.write_text(json.dumps(rep, indent=1, allow_nan=True))
     out.with_suffix(".md").write_text(markdown_table(rep))

@@ -57,14 +57,37 @@ def teacher_sample(teacher: Generator, noise: torch.Tensor, base_args: dict, ste
     return x
 
 
-def listener_mouths(cfg, seq: dict[str, torch.Tensor], r: int, mouth: torch.Tensor) -> torch.Tensor:
-    """(B, C*F) in [0, 1]: mouth tokens of characters whose stream is silent over the chunk's whole audio
-    window (listeners: their mouths must stay still whoever else speaks)."""
+def listener_tokens(cfg, seq: dict[str, torch.Tensor], r: int) -> torch.Tensor:
+    """(B, C*F) in [0, 1]: tokens of characters whose stream is silent over the chunk's whole audio
+    window (listeners: they must stay still whoever else speaks)."""
     silent = (seq["mel"][:, r].amax(dim=(2, 3, 4)) <= SILENCE_DB + 1.0).float()  # (B, S)
     silent_char = torch.einsum("bs,bsk->bk", silent, seq["bind"])  # (B, K)
     region = token_weights(seq["masks"][:, r], cfg.mask_sub)  # (B, C*F, K)
-    listener = (region * silent_char[:, None]).sum(-1).clamp(max=1.0)
-    return listener * (mouth > 1).float()
+    return (region * silent_char[:, None]).sum(-1).clamp(max=1.0)
+
+
+def listener_mouths(cfg, seq: dict[str, torch.Tensor], r: int, mouth: torch.Tensor) -> torch.Tensor:
+    """(B, C*F) in [0, 1]: the mouth tokens among `listener_tokens`."""
+    return listener_tokens(cfg, seq, r) * (mouth > 1).float()
+
+
+def isolation_loss(
+    model: Generator,
+    noise: torch.Tensor,
+    t1: torch.Tensor,
+    args: dict,
+    pred: torch.Tensor,
+    listen: torch.Tensor,
+) -> torch.Tensor:
+    """Listener isolation distilled into one pass: on the listeners' tokens the 1-step sample must be what
+    the same model makes from the same noise with every stream silent (what the engine's two-pass
+    isolation composites there, realtime/streaming.py); that target carries no gradient."""
+    if float(listen.sum()) == 0.0:
+        return pred.new_zeros(())
+    with torch.no_grad():
+        quiet = model(noise, t1, **{**args, "mel": torch.full_like(args["mel"], SILENCE_DB)})
+    err = model.patchify((pred.float() - (noise - quiet.velocity).float()).pow(2)).mean(-1)
+    return (err * listen).sum() / listen.sum().clamp(min=1.0)
 
 
 def rollout_losses(
@@ -77,6 +100,7 @@ def rollout_losses(
     rng: np.random.Generator,
     window: int,
     listener_weight: float = 1.0,
+    isolation_weight: float = 0.0,
 ) -> list[dict[str, torch.Tensor]]:
     """Generate the run's chunks one by one from the student's own context; backprop each chunk's loss."""
     c, w = model.cfg.chunk_frames, window
@@ -114,6 +138,11 @@ def rollout_losses(
             ).sum() / mouth.sum()
         losses.update(router_losses(out, seq["masks"][:, r], seq["ref_masks"]))
         losses["total"] = sum(LOSS_WEIGHTS[k] * v for k, v in losses.items() if k in LOSS_WEIGHTS)
+        if isolation_weight > 0:
+            losses["isolation"] = isolation_loss(
+                model, noise, t1, args, pred, listener_tokens(model.cfg, seq, r)
+            )
+            losses["total"] = losses["total"] + isolation_weight * losses["isolation"]
         losses["total"].backward()
         out_losses.append({k: v.detach() for k, v in losses.items()})
         made = model.from_target(pred.detach(), base)  # the student's own chunk becomes context
@@ -198,6 +227,7 @@ def train(args: argparse.Namespace) -> dict:
             rng,
             window,
             args.listener_weight,
+            args.isolation_weight,
         )
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -252,6 +282,7 @@ def train(args: argparse.Namespace) -> dict:
         "router_prior": cfg.router_prior,
         "ref_near": args.ref_near,
         "listener_weight": args.listener_weight,
+        "isolation_weight": args.isolation_weight,
     }
     save_generator(ema.cpu(), out / "student.safetensors", extra={"training": facts})
     (out / "train_log.json").write_text(json.dumps(log))
@@ -299,6 +330,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=1.0,
         help="extra loss weight on the mouths of characters whose stream is silent (a listener's mouth "
         "moving with another voice is the binding failure users see)",
+    )
+    p.add_argument(
+        "--isolation-weight",
+        type=float,
+        default=0.0,
+        help="weight of the listener-isolation loss: listeners' tokens must match the model's own output "
+        "with every stream silent (0: off)",
     )
     p.add_argument(
         "--ref-near",

@@ -2,7 +2,8 @@
 
 Every room generates a chunk every chunk duration whether anyone speaks or not, so a room's cost is its
 chunk cost: measured here at start the way the Room measures it while warming up (a throwaway
-ChunkScheduler on silence, realtime.scheduler.CostModel, the first chunk not counted). Rooms fit while
+ChunkScheduler on one voice with the others silent (scheduler.probe_audio: the dearest chunk, listener
+isolation's two passes), realtime.scheduler.CostModel, the first chunk not counted). Rooms fit while
 their chunks fit in ROOM_SHARE of the chunk duration; viewers while their VP8 encoding fits in
 ENCODE_SHARE of the cores. Past either limit a request gets 503 + Retry-After and nothing starts, so the
 running rooms keep their frame rate. Explicit limits (`bya serve --max-rooms ...`) replace the measured ones.
@@ -22,7 +23,9 @@ from realtime.media import FRAME_MS, RTP_VIDEO_CLOCK_RATE, VIDEO_FPS
 
 ROOM_SHARE = 0.8  # of each chunk duration for the rooms' model work; the rest: event loop, Opus, clock
 ENCODE_SHARE = 0.25  # of the cores for VP8 encoding (aiortc encodes in its own threads, ~1 per viewer)
-PROBE_CHUNKS = 6  # chunks timed on silence; the first pays torch's lazy set-up and is not counted
+PROBE_CHUNKS = (
+    6  # chunks timed on scheduler.probe_audio; the first pays torch's lazy set-up and is not counted
+)
 ENCODE_FRAMES = 12  # frames timed through the VP8 encoder (the first, a key frame, not counted)
 RETRY_AFTER_S = 10  # what a refused client is told to wait: rooms and viewers come and go in seconds
 
@@ -76,16 +79,16 @@ def measure_capacity(loaded, scene, steps: int, seed: int = 0) -> Capacity:
 
 
 def chunk_cost_ms(loaded, scene, steps: int, seed: int = 0) -> tuple[float, float]:
-    """(chunk duration, estimated cost of one chunk at `steps`) in ms, from PROBE_CHUNKS chunks of silence."""
-    from realtime.scheduler import ChunkScheduler, CostModel
+    """(chunk duration, estimated cost of one chunk at `steps`) in ms, from PROBE_CHUNKS probe chunks."""
+    from realtime.scheduler import ChunkScheduler, CostModel, probe_audio
 
     probe = ChunkScheduler(loaded, scene, steps, seed)
     session = probe.session
-    silence = np.zeros((scene.n_characters, session.samples_needed(PROBE_CHUNKS - 1)), np.float32)
+    audio = probe_audio(scene.n_characters, session.samples_needed(PROBE_CHUNKS - 1))
     first = session.samples_needed(0)
-    probe.feed(silence[:, :first])
+    probe.feed(audio[:, :first])
     probe.cost = CostModel()
-    probe.feed(silence[:, first:])
+    probe.feed(audio[:, first:])
     return float(probe.chunk_frames * FRAME_MS), probe.cost.estimate(steps)
 
 

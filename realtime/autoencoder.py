@@ -108,7 +108,23 @@ class FrameAutoencoder(nn.Module):
         return self.encoder(frames) / self.latent_scale
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        return self.decoder(latents * self.latent_scale)
+        x = latents * self.latent_scale
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.decoder(x)
+
+    @property
+    def channels_last(self) -> bool:
+        return getattr(self, "_channels_last", False)
+
+    def for_inference(self) -> FrameAutoencoder:
+        """Eval mode, the decoder in channels-last layout on the CPU: its convolutions run ~20% faster
+        there (38 vs 49 ms per 2-frame chunk on 1 thread, docs/benchmarks.md); values agree to ~1e-6."""
+        self.eval()
+        if next(self.decoder.parameters()).device.type == "cpu":
+            self.decoder.to(memory_format=torch.channels_last)
+            self._channels_last = True
+        return self
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(frames))

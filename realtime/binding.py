@@ -141,3 +141,19 @@ class BindingTable:
                     raise BindingError(f"{key!r} is bound to character {character}, but the matrix has {n}")
                 out[s, character] = 1.0
         return out
+
+
+ISOLATION = ("auto", "on", "off")  # --listener-isolation
+
+
+def add_isolation_argument(p) -> None:
+    """`--listener-isolation auto|on|off` for every command that generates (serve, render, model eval)."""
+    p.add_argument(
+        "--listener-isolation",
+        choices=ISOLATION,
+        default="auto",
+        help="on: a character none of whose streams makes a sound is generated from a second, voiceless "
+        "pass of the same noise, so no other voice can move it (~1.5x the denoiser's cost while someone "
+        "speaks and someone listens); off: one pass; auto (default): on, unless a live room's warm-up "
+        "finds that the second pass does not fit the real-time budget (files are always on)",
+    )

@@ -88,6 +88,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "clients.bench_soak:add_arguments",
         "clients.bench_soak:bench_command",
     ),
+    "bench binding": (
+        "does a listener stay still while another character speaks? mouth leak, listener isolation on/off",
+        "realtime.bench_binding:add_arguments",
+        "realtime.bench_binding:bench_command",
+    ),
     "bench batching": (
         "whether batching two rooms' model work is faster than one worker per room, on this machine",
         "realtime.bench_batching:add_arguments",

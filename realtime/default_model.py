@@ -44,6 +44,13 @@ class LoadedModel:
     window: int | None = None  # context chunks a session keeps (stream_window_chunks; None: the model's)
     denoiser: Callable | None = None  # the per-chunk step's backend (None: the torch module itself)
     backend: str = "torch"  # what `denoiser` runs on, as reported to users
+    isolation: str = "auto"  # listener isolation: on, off, or auto (on where the machine affords it)
+
+    @property
+    def isolate_listeners(self) -> bool:
+        """Whether sessions isolate listeners (streaming.listener_region); "auto" is on until a Room's
+        warm-up finds that the second pass does not fit the chunk budget (realtime.engine)."""
+        return self.isolation != "off"
 
 
 BACKENDS = ("torch", "onnx", "auto")
@@ -60,12 +67,12 @@ def use_backend(loaded: LoadedModel, backend: str, cache_dir: str | Path | None 
     if backend == "torch":
         loaded.denoiser, loaded.backend = None, "torch"
         return {}
-    from realtime.onnx_step import OnnxDenoiser, export_step, pick_backend
+    from realtime.onnx_step import EXPORT_VERSION, OnnxDenoiser, export_step, pick_backend
 
     cache = Path(cache_dir) if cache_dir is not None else Path.home() / ".cache" / "bya"
     # named by the weights' content: a new checkpoint at the same path (or the same mtime) re-exports
     stamp = hashlib.sha256(loaded.path.read_bytes()).hexdigest()[:16]
-    onnx_path = cache / f"{loaded.path.stem}-{stamp}.onnx"
+    onnx_path = cache / f"{loaded.path.stem}-{stamp}-v{EXPORT_VERSION}.onnx"
     if not onnx_path.is_file():
         export_step(loaded.generator, onnx_path)
     if backend == "onnx":
@@ -106,7 +113,7 @@ def load_model(
     if not path.is_file():
         raise CheckpointError(f"model checkpoint {path} is missing (not found)")
     gen = load_generator(path, device)
-    ae = load_autoencoder(autoencoder if autoencoder is not None else AUTOENCODER).to(device)
+    ae = load_autoencoder(autoencoder if autoencoder is not None else AUTOENCODER).to(device).for_inference()
     if ae.cfg.latent_channels != gen.cfg.latent_channels or ae.cfg.factor != gen.cfg.latent_factor:
         raise CheckpointError(f"{path} needs a {gen.cfg.latent_channels}-channel autoencoder")
     if shipped:

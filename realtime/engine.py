@@ -29,7 +29,7 @@ from realtime.latency_policy import LatencyPolicy
 from realtime.media import AUDIO_SAMPLE_RATE, FRAME_MS, WEBRTC_AUDIO_RATE
 from realtime.polyphase_resampler import PolyphaseResampler
 from realtime.scene import Scene
-from realtime.scheduler import STAGES, ChunkOut, ChunkScheduler, CostModel
+from realtime.scheduler import STAGES, ChunkOut, ChunkScheduler, CostModel, probe_audio
 from realtime.subscription import (
     AUDIO_FRAME_MS,
     AUDIO_FRAME_SAMPLES,
@@ -85,6 +85,7 @@ class Room:
         self._worker: threading.Thread | None = None
         self._failure: BaseException | None = None
         self._state = "new"
+        self.isolating: bool | None = None  # listener isolation, decided while warming up
         self._clock = time.monotonic
         self._t0 = 0.0
         self.latency = LatencyPolicy()  # the output delay: set at start, then raised and lowered live
@@ -221,14 +222,30 @@ class Room:
             sub._end()
         self._subscribers.clear()
 
-    def _warm_up(self) -> tuple[CostModel, float, ChunkScheduler]:
-        """Time a few chunks of a throwaway session; build the live one (its reference encoded) off the loop."""
-        probe = ChunkScheduler(self.loaded, self.scene, self.steps, self.seed)
-        silence = np.zeros((self.scene.n_characters, probe.session.samples_needed(WARM_CHUNKS)), np.float32)
+    def _time_chunks(self, isolate: bool) -> tuple[CostModel, ChunkScheduler]:
+        """A throwaway session timed on one voice with the others listening (the dearest chunk)."""
+        probe = ChunkScheduler(self.loaded, self.scene, self.steps, self.seed, isolate=isolate)
+        audio = probe_audio(self.scene.n_characters, probe.session.samples_needed(WARM_CHUNKS))
         cold = probe.session.samples_needed(UNMEASURED - 1)
-        probe.feed(silence[:, :cold])
-        warm = probe.feed(silence[:, cold:])  # measured from the first warm chunk on, as medians
-        probe.cost = CostModel.from_timings([c.timings_ms for c in warm], self.steps)
+        probe.feed(audio[:, :cold])
+        warm = probe.feed(audio[:, cold:])  # measured from the first warm chunk on, as medians
+        return CostModel.from_timings([c.timings_ms for c in warm], self.steps), probe
+
+    def _warm_up(self) -> tuple[CostModel, float, ChunkScheduler]:
+        """Time a few chunks of a throwaway session; build the live one (its reference encoded) off the loop.
+        Listener isolation "auto" stays on only if one step with its second pass is sustainable here."""
+        isolate = self.loaded.isolate_listeners and self.scene.n_characters > 1
+        cost, probe = self._time_chunks(isolate)
+        if isolate and self.loaded.isolation == "auto" and cost.estimate(1) > SUSTAINABLE * 2 * FRAME_MS:
+            log.warning(
+                "listener isolation off: a chunk with it costs %.0f ms of its %d ms",
+                cost.estimate(1),
+                2 * FRAME_MS,
+            )
+            isolate = False
+            cost, probe = self._time_chunks(isolate)
+        self.isolating = isolate
+        probe.cost = cost
         live = ChunkScheduler(
             self.loaded,
             self.scene,
@@ -238,6 +255,7 @@ class Room:
             probe.cost,
             self._clock,
             self._frame_ready,
+            isolate=isolate,
         )
         return probe.cost, probe.first_chunk_wait_s(), live
 
@@ -377,6 +395,7 @@ class Room:
             "latency_changes": [list(x) for x in self.latency.changes],  # [first frame, ms]: start, changes
             "clock_origin": self._t0,  # time.monotonic() of media time 0 (for in-process measurements)
             "steps": self.steps,
+            "listener_isolation": None if self.isolating is None else ("on" if self.isolating else "off"),
             "steps_used": {str(k): v for k, v in sorted(self._steps_used.items())},
             "chunks": c["chunks"],
             "late_chunks": c["late_chunks"],

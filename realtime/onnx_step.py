@@ -21,6 +21,9 @@ from realtime.media import MAX_CHARACTERS
 
 INPUTS = ("noisy", "t", "base", "mids", "keys", "values", "audio", "ref_masks")
 OUTPUTS = ("velocity", "masks")
+EXPORT_VERSION = 2  # 2: the batch is a dynamic axis too (listener isolation runs a batch of two)
+# the batch axis of every input and output; the cache's (mids, keys, values) stack the blocks first
+BATCH_AXIS = {name: 1 if name in ("mids", "keys", "values") else 0 for name in INPUTS + OUTPUTS}
 
 
 class DenoiseStep(nn.Module):
@@ -67,7 +70,7 @@ def example_inputs(model: Generator, window_chunks: int) -> tuple[torch.Tensor, 
 
 @torch.no_grad()
 def export_step(model: Generator, path: str | Path) -> Path:
-    """Write the denoiser step to `path` (ONNX, opset 17); the window length is a dynamic axis."""
+    """Write the denoiser step to `path` (ONNX, opset 17); the batch and the window length are dynamic."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     step = DenoiseStep(model.eval()).eval()
@@ -77,7 +80,10 @@ def export_step(model: Generator, path: str | Path) -> Path:
         str(path),
         input_names=list(INPUTS),
         output_names=list(OUTPUTS),
-        dynamic_axes={"keys": {3: "window"}, "values": {3: "window"}},
+        dynamic_axes={
+            name: {BATCH_AXIS[name]: "batch", **({3: "window"} if name in ("keys", "values") else {})}
+            for name in INPUTS + OUTPUTS
+        },
         opset_version=17,
         dynamo=False,
     )
@@ -102,6 +108,8 @@ class OnnxDenoiser:
         wanted = providers or (["CUDAExecutionProvider"] if gpu else []) + ["CPUExecutionProvider"]
         self.session = ort.InferenceSession(str(path), opts, providers=wanted)
         self.provider = self.session.get_providers()[0]
+        # a step exported with a dynamic batch takes listener isolation's two passes as one call
+        self.batched = isinstance(self.session.get_inputs()[0].shape[0], str)
 
     def __call__(
         self,

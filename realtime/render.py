@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from realtime.binding import add_isolation_argument
 from realtime.errors import AudioInputError, BYAError, CheckpointError, OutputPathError, SceneError
 from realtime.media import AUDIO_SAMPLE_RATE, MAX_CHARACTERS, SAMPLES_PER_FRAME, VIDEO_FPS
 from realtime.scene import PHOTO_ONLY_NOTE, PHOTO_SUFFIXES, Scene
@@ -135,6 +136,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--model", help="generator checkpoint (default: the shipped model, realtime/default_model.py)"
     )
     p.add_argument("--steps", type=int, help="sampling steps per chunk (default: the checkpoint's)")
+    add_isolation_argument(p)
 
 
 def _load_model(path: str | None):
@@ -180,6 +182,7 @@ def render_command(args: argparse.Namespace) -> int:
     else:
         streams = [read_audio(a) for a in args.audio]
     loaded = _load_model(args.model)
+    loaded.isolation = getattr(args, "listener_isolation", "auto")
     scene = load_scene(args.scene, len(streams), args.seed, loaded.generator.cfg.frame_size, boxes=args.face)
     if len(streams) > scene.n_characters:
         raise BYAError(f"{len(streams)} --audio files for a scene of {scene.n_characters} characters")

@@ -42,6 +42,7 @@ def generate(
     seed: int = 0,
     external: np.ndarray | None = None,  # (T, N, M, M) masks from outside to route with instead
     window_chunks: int | None = None,  # clean chunks of context (default: the model's window)
+    isolate_listeners: bool = True,  # see StreamingGenerator
 ) -> Generated:
     """A whole clip through a StreamingGenerator session: the exact computation the live engine streams."""
     cfg = model.cfg
@@ -78,6 +79,7 @@ def generate(
         seed=seed,
         external=route,
         window_chunks=window_chunks,
+        isolate_listeners=isolate_listeners,
     )
     chunks = session.push(audio[:, : session.samples_needed(n_chunks - 1)].astype(np.float32), decode=False)
     if len(chunks) < n_chunks:

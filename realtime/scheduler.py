@@ -107,6 +107,7 @@ class ChunkScheduler:
         cost: CostModel | None = None,  # starting estimates (the room measures them while warming up)
         clock: Callable[[], float] = time.monotonic,
         on_frame: Callable[[int, np.ndarray], None] | None = None,  # (frame index, image) as each is ready
+        isolate: bool | None = None,  # listener isolation (None: loaded.isolate_listeners)
     ) -> None:
         cfg = loaded.generator.cfg
         self.scene, self.steps, self.deadline, self.clock = scene, steps, deadline, clock
@@ -120,6 +121,7 @@ class ChunkScheduler:
             seed=seed,
             window_chunks=loaded.window,
             denoiser=loaded.denoiser,
+            isolate_listeners=loaded.isolate_listeners if isolate is None else isolate,
         )
         self.cost = cost if cost is not None else CostModel()
         self.chunk_frames = cfg.chunk_frames
@@ -228,6 +230,15 @@ class ChunkScheduler:
         return ChunkOut(
             index, index * self.chunk_frames, images, boxes, steps, levels, timings, done, first_at
         )
+
+
+def probe_audio(n_characters: int, samples: int) -> np.ndarray:
+    """(N, samples) audio to time chunks with: character 0 voiced (noise at speech level), the others
+    silent, so a probe pays what a live chunk pays at worst (listener isolation's second pass)."""
+    audio = np.zeros((n_characters, samples), np.float32)
+    if n_characters > 1:
+        audio[0] = 0.05 * np.random.default_rng(0).standard_normal(samples)
+    return audio
 
 
 def _rms(audio: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ import secrets
 import signal
 import sys
 
+from realtime.binding import add_isolation_argument
 from realtime.http_guard import GuardConfig, ServerConfigError, is_loopback
 from realtime.media import DIARIZER_LOOKAHEAD_MS, MAX_CHARACTERS, MIN_CHARACTERS
 from realtime.threads import live_threads
@@ -60,6 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="per-chunk step on PyTorch, ONNX Runtime, or auto (default): the faster of the two, timed at "
         "start (on the 2-core CPU ONNX Runtime: 16 ms a step against 29, fewer missed deadlines)",
     )
+    add_isolation_argument(parser)
     parser.add_argument(
         "--threads",
         type=int,
@@ -173,6 +175,7 @@ def build_room(args: argparse.Namespace):
     torch.set_num_threads(args.threads)
     path, steps = args.model, args.steps
     loaded = load_model(path)
+    loaded.isolation = getattr(args, "listener_isolation", "auto")
     timings = use_backend(loaded, args.backend)
     picked = ", ".join(f"{k} {v:.1f} ms" for k, v in timings.items())
     print(

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from realtime.audio_features import HOP, N_FFT, SILENCE_DB, log_mel
 from realtime.autoencoder import FrameAutoencoder, frames_to_tensor, tensor_to_frames
-from realtime.generator import ChunkCache, Generator
+from realtime.generator import ChunkCache, Generator, GeneratorOutput
 from realtime.media import FRAME_MS, MAX_CHARACTERS
 from realtime.router import MaskRefiner
 
@@ -45,6 +45,21 @@ def pad_characters(x: np.ndarray, k: int = MAX_CHARACTERS) -> np.ndarray:
     out = np.zeros((k, *x.shape[1:]), dtype=x.dtype)
     out[: x.shape[0]] = x
     return out
+
+
+def listener_region(masks: torch.Tensor, listeners: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(1, T, 1, h, w) in [0, 1]: where the listeners are on the latent grid, grown by one latent pixel
+    (a head's edge moves too) but never into a speaking character's own region.
+
+    masks: (1, T, K, M, M) the routing masks; listeners: (K,) bool."""
+    b, t, k, m, _ = masks.shape
+    grid = F.adaptive_avg_pool2d(masks.float().reshape(b * t, k, m, m), size)  # (BT, K, h, w)
+    sel = listeners.to(grid.device, grid.dtype)[None, :, None, None]
+    quiet = (grid * sel).sum(1, keepdim=True).clamp(max=1.0)
+    speaking = (grid * (1.0 - sel)).sum(1, keepdim=True).clamp(max=1.0)
+    grown = F.max_pool2d(quiet, 3, stride=1, padding=1)
+    region = torch.minimum(grown, 1.0 - speaking).clamp(min=0.0)
+    return region.reshape(b, t, 1, *size)
 
 
 def check_binding(bind: np.ndarray, streams: int, characters: int) -> np.ndarray:
@@ -73,6 +88,7 @@ class StreamingGenerator:
         seed: int = 0,
         external: Callable[[int], np.ndarray | None] | None = None,  # chunk index -> (C, N, M, M) masks
         denoiser: Callable | None = None,  # a backend called like Generator.denoise (e.g. ONNX Runtime)
+        isolate_listeners: bool = True,  # silent characters' regions come from a pass without any voice
     ) -> None:
         cfg = model.cfg
         size = cfg.frame_size
@@ -102,6 +118,7 @@ class StreamingGenerator:
         self.model, self.ae = model, ae
         self.characters, self.streams, self.steps, self.window = n, s, steps, w
         self.external = external
+        self.isolate_listeners = isolate_listeners
         self.denoiser = denoiser if denoiser is not None else model.denoise
         self.device = next(model.parameters()).device
         self.noise = torch.Generator().manual_seed(seed)
@@ -119,6 +136,7 @@ class StreamingGenerator:
         cfg = self.model.cfg
         self.z_ref = z_ref
         self.sink = self.model.encode_reference(z_ref[None])
+        self._sink2 = None  # the sink for a batch of two (listener isolation), made on first use
         masks = torch.from_numpy(pad_characters(ref_masks.astype(np.float32)))
         self.ref_masks = F.adaptive_avg_pool2d(masks, cfg.mask_size)[None].to(self.device)  # (1, K, M, M)
         self.cache: deque[ChunkCache] = deque(maxlen=self.window)  # newest last; eviction keeps the sink
@@ -198,6 +216,44 @@ class StreamingGenerator:
             self.audio_start = keep_from
         return mel[:, idx][None].to(self.device)
 
+    def listeners(self, windows: torch.Tensor) -> torch.Tensor:
+        """(K,) bool: the session's characters none of whose streams makes a sound in this chunk's windows.
+
+        A stream is silent when its whole audio window (past context and lookahead) stays at the silence
+        floor: the definition the student's listener loss was trained with (distill/train_student.py)."""
+        silent = windows[0].amax(dim=(1, 2, 3)) <= SILENCE_DB + 1.0  # (K streams,)
+        voiced = (self.bind[0] > 0) & ~silent[:, None]  # (streams, characters): a live voice drives it
+        out = ~voiced.any(0)
+        out[self.characters :] = False
+        return out
+
+    def _two_passes(self, fn, x, t, keys, values, audio, quiet, route) -> tuple:
+        """(output with the voices, velocity without any): one batch of two on the torch path and on an
+        ONNX step with a dynamic batch (~1.5x the cost of one call on this CPU, not 2x), two calls on a
+        backend that takes a batch of one."""
+        model = self.model
+        if fn is not model.denoise and not getattr(fn, "batched", False):
+            out = fn(x, t, self.last[None], self.sink, keys, values, audio, self.ref_masks, route, 1.0)
+            still = fn(x, t, self.last[None], self.sink, keys, values, quiet, self.ref_masks, route, 1.0)
+            return out, still.velocity
+        if self._sink2 is None:
+            self._sink2 = self.sink.expand(2)
+        two = lambda z: z.expand(2, *z.shape[1:])  # noqa: E731
+        both = fn(
+            two(x),
+            two(t),
+            two(self.last[None]),
+            self._sink2,
+            [two(k) for k in keys],
+            [two(v) for v in values],
+            torch.cat((audio, quiet)),
+            two(self.ref_masks),
+            None if route is None else two(route),
+            1.0,
+        )
+        out = GeneratorOutput(both.velocity[:1], [lg[:1] for lg in both.mask_logits], both.masks[:1])
+        return out, both.velocity[1:]
+
     @torch.no_grad()
     def _next_chunk(self, decode: bool) -> Chunk:
         model, cfg = self.model, self.model.cfg
@@ -219,14 +275,24 @@ class StreamingGenerator:
         t1 = time.perf_counter()
         times["features_ms"] = 1e3 * (t1 - t0)
 
+        listeners = self.listeners(windows)
+        isolate = self.isolate_listeners and 0 < int(listeners.sum()) < self.characters
+        quiet = model.encode_audio(torch.full_like(windows, SILENCE_DB), self.bind) if isolate else None
+
         x = torch.randn((1, c, *self.z_ref.shape), generator=self.noise).to(self.device)
         ts = torch.linspace(1.0, 0.0, self.steps + 1)
         for i in range(self.steps):
             t = ts[i].expand(1).to(self.device)
             # external masks route through the torch path (the exported step routes with its own masks)
             fn = self.denoiser if route is None else model.denoise
-            out = fn(x, t, self.last[None], self.sink, keys, values, audio, self.ref_masks, route, 1.0)
-            x = x + (ts[i + 1] - ts[i]).item() * out.velocity
+            if not isolate:
+                out = fn(x, t, self.last[None], self.sink, keys, values, audio, self.ref_masks, route, 1.0)
+                velocity = out.velocity
+            else:  # the listeners' regions from the same noise, denoised with nobody speaking
+                out, still = self._two_passes(fn, x, t, keys, values, audio, quiet, route)
+                region = listener_region(route if route is not None else out.masks, listeners, x.shape[-2:])
+                velocity = out.velocity + region * (still - out.velocity)
+            x = x + (ts[i + 1] - ts[i]).item() * velocity
         latents = model.from_target(x, self.last[None])  # (1, C, c, h, w)
         t2 = time.perf_counter()
         times["denoise_ms"] = 1e3 * (t2 - t1)

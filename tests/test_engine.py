@@ -389,3 +389,21 @@ def test_file_mode_composites_a_photo_scene_onto_the_full_photo() -> None:
     )
     inside = out.boxes[~np.isnan(out.boxes).any(-1)]
     assert ((inside[:, 0] >= x0) & (inside[:, 2] <= x1) & (inside[:, 1] >= y0) & (inside[:, 3] <= y1)).all()
+
+
+@pytest.mark.parametrize(
+    "mode, sustainable, expect",
+    [("auto", 1e6, True), ("auto", 0.0, False), ("on", 0.0, True), ("off", 1e6, False)],
+)
+def test_warm_up_decides_listener_isolation(scene, monkeypatch, mode, sustainable, expect) -> None:
+    """auto keeps the voiceless second pass only where a chunk with it fits the budget; on and off obey."""
+    import realtime.engine as engine
+
+    monkeypatch.setattr(engine, "SUSTAINABLE", sustainable)  # 0: nothing fits; 1e6: everything does
+    loaded = tiny_model(1)
+    loaded.isolation = mode
+    room = Room(loaded, scene)
+    assert room.stats()["listener_isolation"] is None
+    _, _, live = room._warm_up()
+    assert room.isolating is expect and live.session.isolate_listeners is expect
+    assert room.stats()["listener_isolation"] == ("on" if expect else "off")

@@ -56,7 +56,9 @@ def test_onnx_step_matches_torch(exported, window: int) -> None:
     torch.testing.assert_close(out.masks, m, atol=1e-4, rtol=1e-4)
 
 
-def test_streaming_session_through_onnx_matches_torch(exported) -> None:
+@pytest.mark.parametrize("listening", [False, True])
+def test_streaming_session_through_onnx_matches_torch(exported, listening: bool) -> None:
+    """Also with character 0 silent: listener isolation's two passes as one batch of two in ONNX Runtime."""
     g, path = exported
     ae = FrameAutoencoder(AUTOENCODER_CONFIGS["ae-s"]).eval()
     rng = np.random.default_rng(0)
@@ -64,8 +66,12 @@ def test_streaming_session_through_onnx_matches_torch(exported) -> None:
     masks = np.zeros((2, 128, 128), np.float32)
     masks[0, 30:90, 10:50] = masks[1, 30:90, 70:110] = 1.0
     audio = (rng.standard_normal((2, 10 * SAMPLES_PER_FRAME)) * 0.1).astype(np.float32)
+    if listening:
+        audio[0] = 0.0
+    step = OnnxDenoiser(path)
+    assert step.batched  # exported with a dynamic batch
     a = StreamingGenerator(g, ae, ref, masks, steps=1, seed=3)
-    b = StreamingGenerator(g, ae, ref, masks, steps=1, seed=3, denoiser=OnnxDenoiser(path))
+    b = StreamingGenerator(g, ae, ref, masks, steps=1, seed=3, denoiser=step)
     ca = a.push(audio, decode=False) + a.flush(decode=False)
     cb = b.push(audio, decode=False) + b.flush(decode=False)
     assert len(ca) == len(cb) == 5

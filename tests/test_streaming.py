@@ -167,3 +167,83 @@ def test_decoded_frames_come_with_masks_and_timings(models) -> None:
     assert out and out[0].frames.shape == (g.cfg.chunk_frames, 128, 128, 3)
     assert out[0].masks.shape == (g.cfg.chunk_frames, 2, g.cfg.mask_size, g.cfg.mask_size)
     assert set(out[0].timings_ms) == {"features_ms", "denoise_ms", "decode_ms", "cache_ms"}
+
+
+# -- listener isolation ------------------------------------------------------------------------------------
+def _region_cells(masks: np.ndarray, k: int, size: int = 16) -> np.ndarray:
+    """(size, size) bool: latent cells wholly inside character k's box and 2 cells away from the others'."""
+    pooled = torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(masks), size).numpy()
+    others = np.delete(pooled, k, 0).sum(0) > 0
+    grown = torch.nn.functional.max_pool2d(torch.from_numpy(others[None].astype(np.float32)), 5, 1, 2)[0]
+    return (pooled[k] >= 1.0) & (grown.numpy() == 0)
+
+
+def test_listener_region_covers_listeners_and_spares_speakers() -> None:
+    from realtime.streaming import listener_region
+
+    masks = torch.zeros(1, 2, 4, 32, 32)
+    masks[:, :, 0, 8:24, 2:12] = 1.0  # a listener
+    masks[:, :, 1, 8:24, 14:30] = 1.0  # a speaker right beside it
+    region = listener_region(masks, torch.tensor([True, False, False, False]), (16, 16))
+    assert region.shape == (1, 2, 1, 16, 16)
+    assert float(region.min()) >= 0.0 and float(region.max()) <= 1.0
+    assert (region[0, :, 0, 4:12, 1:6] == 1.0).all()  # the listener, whole
+    assert (region[0, :, 0, 4:12, 7:15] == 0.0).all()  # the speaker, untouched
+    assert (region[0, :, 0, :3] == 0.0).all()  # nobody: the background keeps the voiced pass
+
+
+def test_listeners_are_characters_without_a_sounding_stream(models) -> None:
+    g, ae = models
+    ref, masks, audio = _scene(3)
+    # stream 0 drives characters 0 and 1, stream 1 character 2; stream 0 silent, stream 1 speaking
+    bind = np.array([[1, 1, 0], [0, 0, 1]], np.float32)
+    s = StreamingGenerator(g, ae, ref, masks, streams=2, bind=bind, steps=1)
+    audio2 = np.stack([np.zeros_like(audio[0]), audio[1]])
+    s.tail = np.concatenate((pad_characters(audio2), np.zeros((MAX_CHARACTERS, 0), np.float32)), 1)
+    windows = s._windows()
+    assert s.listeners(windows).tolist() == [True, True, False, False]
+    s.set_binding(np.array([[1, 0, 0], [0, 1, 1]], np.float32))  # stream 1 now drives character 1 too
+    assert s.listeners(windows).tolist() == [True, False, False, False]
+
+
+@pytest.mark.parametrize("isolate", [True, False])
+def test_a_silent_character_does_not_move_with_another_voice(models, isolate: bool) -> None:
+    """With isolation, a character whose stream is silent comes out of the same noise exactly as if every
+    stream were silent: another voice cannot reach it. Without, the joint attention carries it there."""
+    g, ae = models
+    ref, _, audio = _scene(2, frames=8)
+    masks = np.zeros((2, 128, 128), np.float32)
+    masks[0, 30:100, 4:40] = 1.0
+    masks[1, 30:100, 80:120] = 1.0
+    # route with the characters' own boxes (a random tiny router's masks say nothing about where they are)
+    pooled = torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(masks), g.cfg.mask_size).numpy()
+    route = np.repeat(pooled[None], g.cfg.chunk_frames, 0)
+    voiced = audio.copy()
+    voiced[0] = 0.0  # character 0 listens, character 1 speaks
+    silent = np.zeros_like(audio)
+
+    def run(a: np.ndarray) -> torch.Tensor:
+        s = StreamingGenerator(
+            g,
+            ae,
+            ref,
+            masks,
+            steps=1,
+            seed=4,
+            window_chunks=0,
+            external=lambda j: route,
+            isolate_listeners=isolate,
+        )
+        return torch.cat([ch.latents for ch in s.push(a, decode=False) + s.flush(decode=False)])
+
+    a, b = run(voiced), run(silent)
+    listener = torch.from_numpy(_region_cells(masks, 0))
+    speaker = torch.from_numpy(_region_cells(masks, 1))
+    assert listener.sum() >= 10 and speaker.sum() >= 10
+    gap_listener = float((a - b)[:, :, listener].abs().max())
+    gap_speaker = float((a - b)[:, :, speaker].abs().max())
+    assert gap_speaker > 1e-3  # the voice does drive its own character
+    if isolate:  # exactly what the voiceless run made (the batch rows are computed independently)
+        assert gap_listener <= 1e-6, gap_listener
+    else:  # a random tiny model leaks little, but far above float rounding
+        assert gap_listener > 1e-5, gap_listener
