@@ -22,6 +22,7 @@ import torch
 
 from distill.clip import make_clip
 from realtime.autoencoder import AUTOENCODER_CONFIGS, FrameAutoencoder
+from realtime.binding import add_isolation_argument
 from realtime.default_model import TEACHER, load_model
 from realtime.errors import BYAError
 from realtime.generator import Generator
@@ -31,19 +32,35 @@ from realtime.streaming import StreamingGenerator
 BLOCK_MS = 20  # audio arrives in 20 ms blocks, as WebRTC delivers it
 
 
-def _session(model, ae, seconds: float, characters: int, steps: int, seed: int, window: int | None = None):
+def _session(
+    model, ae, seconds: float, characters: int, steps: int, seed: int, window: int | None = None, isolate=True
+):
     clip = make_clip(seed, n_characters=characters, size=model.cfg.frame_size, seconds=seconds)
     s = StreamingGenerator(
-        model, ae, clip.render.frames[0], clip.render.masks[0], steps=steps, seed=seed, window_chunks=window
+        model,
+        ae,
+        clip.render.frames[0],
+        clip.render.masks[0],
+        steps=steps,
+        seed=seed,
+        window_chunks=window,
+        isolate_listeners=isolate,
     )
     return s, clip.dialogue.audio.astype(np.float32)
 
 
 def run_paced(
-    model, ae, seconds: float, characters: int, steps: int, seed: int = 11, window: int | None = None
+    model,
+    ae,
+    seconds: float,
+    characters: int,
+    steps: int,
+    seed: int = 11,
+    window: int | None = None,
+    isolate: bool = True,  # listener isolation (the file pipeline's default)
 ) -> dict:
     """Feed audio at the wall clock; measure whether frames keep up and how late each chunk is."""
-    s, audio = _session(model, ae, seconds, characters, steps, seed, window)
+    s, audio = _session(model, ae, seconds, characters, steps, seed, window, isolate)
     block = AUDIO_SAMPLE_RATE * BLOCK_MS // 1000
     c = model.cfg.chunk_frames
     chunk_samples = c * SAMPLES_PER_FRAME
@@ -84,10 +101,17 @@ def run_paced(
 
 
 def run_unpaced(
-    model, ae, seconds: float, characters: int, steps: int, seed: int = 11, window: int | None = None
+    model,
+    ae,
+    seconds: float,
+    characters: int,
+    steps: int,
+    seed: int = 11,
+    window: int | None = None,
+    isolate: bool = True,  # listener isolation (the file pipeline's default)
 ) -> dict:
     """All audio at once: how fast chunks can be made back to back (throughput)."""
-    s, audio = _session(model, ae, seconds, characters, steps, seed, window)
+    s, audio = _session(model, ae, seconds, characters, steps, seed, window, isolate)
     start = time.perf_counter()
     chunks = s.push(audio) + s.flush()
     wall = time.perf_counter() - start
@@ -112,6 +136,7 @@ def _pcts(xs: list[float]) -> dict:
 @torch.no_grad()
 def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
+    iso = getattr(args, "listener_isolation", "auto") != "off"
     student = load_model(args.model)  # default: the shipped model and its stream settings
     student_path = student.path
     teacher = load_model(args.teacher or TEACHER)  # its own setting: 8 steps, full window
@@ -119,7 +144,13 @@ def run(args: argparse.Namespace) -> dict:
         {
             "model": student_path.name,
             **run_paced(
-                student.generator, student.autoencoder, args.seconds, 2, student.steps, window=student.window
+                student.generator,
+                student.autoencoder,
+                args.seconds,
+                2,
+                student.steps,
+                window=student.window,
+                isolate=iso,
             ),
         }
     ]
@@ -134,6 +165,7 @@ def run(args: argparse.Namespace) -> dict:
                     n,
                     student.steps,
                     window=student.window,
+                    isolate=iso,
                 ),
             }
         )
@@ -146,6 +178,7 @@ def run(args: argparse.Namespace) -> dict:
             2,
             teacher.steps,
             window=teacher.window,
+            isolate=iso,
         ),
     }
     fast = {
@@ -157,6 +190,7 @@ def run(args: argparse.Namespace) -> dict:
             2,
             student.steps,
             window=student.window,
+            isolate=iso,
         ),
     }
     # 256 px: the same architecture at 256 tokens per frame (speed only: no 256 px weights ship)
@@ -166,13 +200,14 @@ def run(args: argparse.Namespace) -> dict:
     ae256.load_state_dict(student.autoencoder.state_dict())
     r256 = {
         "model": "toon-s @256 (speed only)",
-        **run_paced(g256, ae256, min(args.seconds, 20), 2, 1, window=student.window),
+        **run_paced(g256, ae256, min(args.seconds, 20), 2, 1, window=student.window, isolate=iso),
     }
     return {
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, no GPU",
         "torch": torch.__version__,
         "shipped_steps": student.steps,
         "shipped_window_chunks": student.window,
+        "listener_isolation": "on" if iso else "off",
         "student": rows,
         "student_unpaced": fast,
         "teacher_baseline": base,
@@ -200,6 +235,7 @@ def print_table(res: dict) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_isolation_argument(p)
     p.add_argument("--model", default=None, help="student checkpoint (default: the shipped one)")
     p.add_argument("--teacher", default=None, help="baseline checkpoint (default: the shipped teacher)")
     p.add_argument("--seconds", type=float, default=60.0, help="length of the sustained 2-character run")
