@@ -150,6 +150,35 @@ def detect_motion_onset(
     return MotionOnset(found, threshold, mean, std, float(energy.max()) if len(energy) else 0.0)
 
 
+SPEECH_RMS = 0.02  # a frame's 40 ms louder than this is speech (the world and the bursts speak at ~0.1)
+RESPONSE_FRAMES = 2  # a mouth may answer its audio up to 2 frames late: those count as speech too
+SETTLE_FRAMES = 4  # frames after speech ends that count as neither (the mouth closing)
+
+
+def speech_labels(
+    audio: np.ndarray, samples_per_frame: int, first: int, count: int, offset: int = 0
+) -> np.ndarray:
+    """(count,) labels of frames first..first+count-1: 1 speech (a loud frame, or one of the
+    RESPONSE_FRAMES after it), -1 settling (the SETTLE_FRAMES after that), 0 silence.
+
+    audio: (n,) samples of frame-aligned audio whose sample 0 is sample `offset` of the video's clock;
+    frames with no audio there are silent."""
+    lo = first - RESPONSE_FRAMES - SETTLE_FRAMES
+    loud = np.zeros(first + count - lo, bool)
+    for i, f in enumerate(range(lo, first + count)):
+        a = f * samples_per_frame - offset
+        seg = audio[a : a + samples_per_frame] if a >= 0 else audio[:0]
+        loud[i] = len(seg) > 0 and float(np.sqrt(np.mean(seg**2))) > SPEECH_RMS
+    label = np.zeros(count, int)
+    for j in range(count):
+        i = j + RESPONSE_FRAMES + SETTLE_FRAMES  # frame first + j in `loud`
+        if loud[i - RESPONSE_FRAMES : i + 1].any():
+            label[j] = 1
+        elif loud[i - RESPONSE_FRAMES - SETTLE_FRAMES : i - RESPONSE_FRAMES].any():
+            label[j] = -1
+    return label
+
+
 def activity_contrast(crops: np.ndarray, speech: np.ndarray) -> dict:
     """How much more a mouth departs from its idle look while its voice speaks than in silence.
 

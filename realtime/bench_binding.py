@@ -20,6 +20,7 @@ noise. Prints a table and writes JSON naming the machine.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import time
@@ -31,25 +32,7 @@ import torch
 from realtime.errors import BYAError
 from realtime.media import SAMPLES_PER_FRAME, WEBRTC_AUDIO_RATE
 
-SPEECH_RMS = 0.02  # a frame's 40 ms louder than this is speech (the bursts speak at ~0.1)
-RESPONSE_FRAMES = 2  # a mouth may answer up to 2 frames late: those frames count as speech
-SETTLE_FRAMES = 4  # then 4 frames of closing that count as neither
 PAD_PX = 2  # mouth boxes grown by this much (clients.mouth_motion)
-
-
-def speech_labels(track: np.ndarray, frames: int) -> np.ndarray:
-    """(frames,) 1 speech (with the response allowance), 0 silence, -1 settling, from a 16 kHz track."""
-    loud = np.zeros(frames, bool)
-    for t in range(frames):
-        seg = track[t * SAMPLES_PER_FRAME : (t + 1) * SAMPLES_PER_FRAME]
-        loud[t] = len(seg) > 0 and float(np.sqrt(np.mean(seg**2))) > SPEECH_RMS
-    label = np.zeros(frames, int)
-    for t in range(frames):
-        if loud[max(0, t - RESPONSE_FRAMES) : t + 1].any():
-            label[t] = 1
-        elif loud[max(0, t - RESPONSE_FRAMES - SETTLE_FRAMES) : max(0, t - RESPONSE_FRAMES)].any():
-            label[t] = -1
-    return label
 
 
 def leak(listener: dict, speaker: dict) -> float:
@@ -70,7 +53,13 @@ def bursts_16k(onsets: int, seed: int) -> np.ndarray:
 
 def measure_case(loaded, n: int, speaker: int, scene_seed: int, onsets: int, isolate: bool) -> dict:
     """Render one scene with character `speaker` speaking; mouth activity of every character."""
-    from clients.mouth_motion import activity_contrast, crop, scene_mouth_boxes, separated_world_scene
+    from clients.mouth_motion import (
+        activity_contrast,
+        crop,
+        scene_mouth_boxes,
+        separated_world_scene,
+        speech_labels,
+    )
     from realtime.render import render_audio
 
     scene, seed = separated_world_scene(n, scene_seed, loaded.generator.cfg.frame_size, PAD_PX)
@@ -78,11 +67,11 @@ def measure_case(loaded, n: int, speaker: int, scene_seed: int, onsets: int, iso
     voice = bursts_16k(onsets, seed)
     tracks = np.zeros((n, len(voice)), np.float32)
     tracks[speaker] = voice
-    loaded.isolation = "on" if isolate else "off"
+    loaded = dataclasses.replace(loaded, isolation="on" if isolate else "off")
     start = time.perf_counter()
     out = render_audio(loaded, scene, tracks, seed=seed)
     wall = time.perf_counter() - start
-    label = speech_labels(voice, len(out.frames))
+    label = speech_labels(voice, SAMPLES_PER_FRAME, 0, len(out.frames))
     keep = label >= 0
     speech = label[keep] == 1
     frames = out.frames[keep]

@@ -152,6 +152,7 @@ class StreamingGenerator:
         b = torch.zeros(1, MAX_CHARACTERS, MAX_CHARACTERS, device=self.device)
         b[0, : self.streams, : self.characters] = torch.from_numpy(bind)
         self.bind = b
+        self._quiet = None  # silence's audio tokens depend on the binding
 
     @property
     def samples_received(self) -> int:
@@ -227,6 +228,13 @@ class StreamingGenerator:
         out[self.characters :] = False
         return out
 
+    def _quiet_audio(self, windows: torch.Tensor) -> torch.Tensor:
+        """Every character's audio tokens for silence (the voiceless pass): the same for every chunk
+        until the binding changes, so encoded once per binding."""
+        if self._quiet is None:
+            self._quiet = self.model.encode_audio(torch.full_like(windows, SILENCE_DB), self.bind)
+        return self._quiet
+
     def _two_passes(self, fn, x, t, keys, values, audio, quiet, route) -> tuple:
         """(output with the voices, velocity without any): one batch of two on the torch path and on an
         ONNX step with a dynamic batch (~1.5x the cost of one call on this CPU, not 2x), two calls on a
@@ -277,7 +285,7 @@ class StreamingGenerator:
 
         listeners = self.listeners(windows)
         isolate = self.isolate_listeners and 0 < int(listeners.sum()) < self.characters
-        quiet = model.encode_audio(torch.full_like(windows, SILENCE_DB), self.bind) if isolate else None
+        quiet = self._quiet_audio(windows) if isolate else None
 
         x = torch.randn((1, c, *self.z_ref.shape), generator=self.noise).to(self.device)
         ts = torch.linspace(1.0, 0.0, self.steps + 1)

@@ -8,7 +8,8 @@ import argparse
 import numpy as np
 import pytest
 
-from realtime.bench_binding import bench_command, measure_case, speech_labels, summarize
+from clients.mouth_motion import speech_labels
+from realtime.bench_binding import bench_command, measure_case, summarize
 from realtime.errors import BYAError
 from realtime.media import SAMPLES_PER_FRAME
 
@@ -16,7 +17,7 @@ from realtime.media import SAMPLES_PER_FRAME
 def test_speech_labels_mark_speech_response_and_settling() -> None:
     track = np.zeros(20 * SAMPLES_PER_FRAME, np.float32)
     track[5 * SAMPLES_PER_FRAME : 8 * SAMPLES_PER_FRAME] = 0.1  # frames 5-7 loud
-    label = speech_labels(track, 20)
+    label = speech_labels(track, SAMPLES_PER_FRAME, 0, 20)
     assert label[:5].tolist() == [0] * 5
     assert label[5:10].tolist() == [1] * 5  # 5-7 and the 2-frame response allowance
     assert label[10:14].tolist() == [-1] * 4  # the mouth closing: neither

@@ -18,7 +18,13 @@ import numpy as np
 import pytest
 from test_web_pages import CHROMIUM, FLAGS, playwright
 
-from clients.mouth_motion import activity_contrast, crop, scene_mouth_boxes, separated_world_scene
+from clients.mouth_motion import (
+    activity_contrast,
+    crop,
+    scene_mouth_boxes,
+    separated_world_scene,
+    speech_labels,
+)
 from clients.python.viewer import WhepViewer
 from clients.room_tap import LocalServer, RoomTap, whep_first_pts
 from clients.speech_bursts import speech_bursts
@@ -30,9 +36,6 @@ pytestmark = [
 ]
 BOUND = 1  # the character the browser speaks as
 RECORD_S = 14.0  # seconds of video judged: ~6 bursts with their silences
-SPEECH_RMS = 0.02  # a frame's 40 ms of output mix louder than this is speech (the world speaks at ~0.1)
-RESPONSE_FRAMES = 2  # a mouth may answer its audio up to 2 frames late: those count as speech too
-SETTLE_FRAMES = 4  # frames after speech ends that count as neither (the mouth closing)
 MIN_RATIO = 1.5  # the bound mouth departs from its idle look 50% more in speech than in silence...
 MIN_MARGIN = 1.3  # ...and 30% more (in ratio) than any other mouth does
 
@@ -49,21 +52,9 @@ def _speech_frames(tap: RoomTap, frames: list[int]) -> np.ndarray:
     """(T,) for engine frames: 1 speech (incl. the response allowance), 0 silence, -1 settling."""
     first, mix = tap.mix()
     per = WEBRTC_AUDIO_RATE * 40 // 1000
-    loud = {}
-    for f in range(min(frames) - SETTLE_FRAMES - RESPONSE_FRAMES, max(frames) + 1):
-        seg = mix[f * per - first : (f + 1) * per - first]
-        loud[f] = len(seg) > 0 and float(np.sqrt(np.mean(seg**2))) > SPEECH_RMS
-    label = []
-    for f in frames:
-        if any(loud.get(f - d, False) for d in range(RESPONSE_FRAMES + 1)):
-            label.append(1)
-        elif any(
-            loud.get(f - d, False) for d in range(RESPONSE_FRAMES + 1, RESPONSE_FRAMES + SETTLE_FRAMES + 1)
-        ):
-            label.append(-1)
-        else:
-            label.append(0)
-    return np.array(label)
+    lo = min(frames)
+    label = speech_labels(mix, per, lo, max(frames) - lo + 1, offset=first)
+    return label[np.asarray(frames) - lo]
 
 
 def test_bound_mouth_moves_with_the_browser_microphone(tmp_path) -> None:
