@@ -19,6 +19,7 @@ import torch
 from distill.clip import make_clip, truncate
 from distill.harness import evaluate
 from distill.mouth_reader import load_reader
+from distill.render import render_plan, standing_plan
 from distill.shards import ensure_writable_dir
 from realtime.autoencoder import load_autoencoder, roundtrip
 from realtime.binding import add_isolation_argument
@@ -52,6 +53,7 @@ def _row(rep: dict) -> dict:
         "wrong_person_rate": b["wrong_person_rate"],
         "mask_iou": m.get("iou_mean"),
         "mask_iou_reference_held": m.get("reference_held_iou_mean"),
+        "mask_iou_track": m.get("track_iou_mean"),
         "mask_flicker": m.get("flicker_mean"),
         "background_psnr_db": bg["psnr_db"],
     }
@@ -82,7 +84,11 @@ def evaluate_checkpoint(
     characters=EVAL_CHARACTERS,
     window: int | None = None,
     isolate_listeners: bool = True,
+    track: bool = False,
 ) -> dict:
+    """Generate and score every held-out clip. `track`: each chunk is generated from a reference frame
+    re-rendered where the world's choreography puts each character at that time (standing_plan: drift,
+    sway, idle bob; faces at rest, nothing from the dialogue), as a scene or a tracker would give it."""
     torch.set_num_threads(max(1, torch.get_num_threads()))
     model, ae, reader = load_generator(checkpoint), load_autoencoder(autoencoder), load_reader()
     if window is None:  # the context window the checkpoint was made to stream with
@@ -92,6 +98,12 @@ def evaluate_checkpoint(
     frames_made = 0
     for seed, n in zip(seeds, characters, strict=True):
         clip = make_clip(seed, n_characters=n, size=model.cfg.frame_size, seconds=seconds)
+        poses = None
+        if track:
+            standing = render_plan(
+                clip.scene, standing_plan(clip.scene, clip.n_frames, clip.dialogue.fps, clip.seed), clip.size
+            )
+            poses = (standing.frames, standing.masks)
         out = generate(
             model,
             ae,
@@ -102,13 +114,20 @@ def evaluate_checkpoint(
             seed=seed,
             window_chunks=window,
             isolate_listeners=isolate_listeners,
+            poses=poses,
         )
         t = len(out.frames)
         frames_made += t
         cut = truncate(clip, t)
         # generated characters cannot know the world's random drift: read mouths where they are
+        held = None if poses is None else poses[1][:t]
         rep = evaluate(
-            out.frames, cut, masks=upsample_masks(out.masks, clip.size), reader=reader, mouths="tracked"
+            out.frames,
+            cut,
+            masks=upsample_masks(out.masks, clip.size),
+            reader=reader,
+            mouths="tracked",
+            track_masks=held,
         )
         refined = evaluate(
             out.frames, cut, masks=upsample_masks(out.refined, clip.size), reader=reader, mouths="tracked"
@@ -139,6 +158,7 @@ def evaluate_checkpoint(
                 seed=seed,
                 window_chunks=window,
                 isolate_listeners=isolate_listeners,
+                poses=poses,
             )
             srep = evaluate(swapped.frames, cut, reader=reader, mouths="tracked")
             rebind.append({"seed": seed, "bound": _row(rep), "swapped": _row(srep)})
@@ -149,6 +169,7 @@ def evaluate_checkpoint(
         "steps": steps,
         "window_chunks": window,
         "listener_isolation": "on" if isolate_listeners else "off",
+        "pose_track": "the world's standing positions (distill.render.standing_plan)" if track else None,
         "mouth_boxes": "tracked in each video (distill.mouth_tracker)",
         "clip_seconds": seconds,
         "clips": rows,
@@ -180,6 +201,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help=f"score the {len(EXTENDED_SEEDS)} held-out seeds {EXTENDED_SEEDS[0]}-{EXTENDED_SEEDS[-1]} (--clips ignored)",
     )
     add_isolation_argument(p)
+    p.add_argument(
+        "--track",
+        action="store_true",
+        help="give the generator where each character stands at each chunk (the world's choreography, "
+        "faces at rest, nothing from the dialogue) by re-posing its reference frame",
+    )
     p.add_argument("--out", default="out/eval-model.json")
 
 
@@ -206,6 +233,7 @@ def eval_model_command(args: argparse.Namespace) -> int:
         characters,
         args.window,
         getattr(args, "listener_isolation", "auto") != "off",
+        track=getattr(args, "track", False),
     )
     out.write_text(json.dumps(rep, indent=1, allow_nan=True))
     out.with_suffix(".md").write_text(markdown_table(rep))
@@ -243,6 +271,7 @@ def markdown_table(rep: dict) -> str:
         ("mask_iou", "mask IoU"),
         ("mask_iou_refined", "IoU refined"),
         ("mask_iou_reference_held", "IoU, reference held"),
+        *([("mask_iou_track", "IoU, track held")] if rep.get("pose_track") else []),
         ("background_psnr_db", "bg PSNR dB"),
     ]
     lines = ["| " + " | ".join(h for _, h in cols) + " |", "|" + "---:|" * len(cols)]
@@ -261,6 +290,7 @@ def markdown_table(rep: dict) -> str:
             "mask_iou": None,
             "mask_iou_refined": None,
             "mask_iou_reference_held": None,
+            "mask_iou_track": None,
         }
         cells = [
             "-" if row.get(k) is None else f"{row[k]:.3f}" if isinstance(row[k], float) else str(row[k])

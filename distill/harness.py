@@ -119,6 +119,7 @@ def evaluate(
     reader: MouthReader | None = None,
     max_lag: int = DEFAULT_MAX_LAG,
     mouths: str = "truth",
+    track_masks: np.ndarray | None = None,
 ) -> dict:
     """Score a (T, H, W, 3) uint8 video of `clip`'s scene; `masks` (T, N, H, W) are router masks.
 
@@ -126,6 +127,9 @@ def evaluate(
     truth's motion: renders, teacher-forced output); "tracked": each face followed through this video
     from its reference-frame position (distill.mouth_tracker), for free-running generation, whose
     characters cannot know the world's random drift.
+
+    `track_masks` (T, N, H, W): where a pose track given to the generator put each character (standing,
+    face at rest); scored as the baseline of a router that only copies its input.
 
     Returns one JSON-able dict: aggregated figures at the top level, per-character figures under
     "characters", and the curves the plot needs under "series".
@@ -164,6 +168,8 @@ def evaluate(
                 mask_iou(np.repeat(r.masks[:1], len(r.masks), 0), r.masks)[0].mean()
             ),
         }
+        if track_masks is not None:
+            mask_report["track_iou_mean"] = float(mask_iou(check_masks(track_masks, clip), r.masks)[0].mean())
 
     visible_any = ~np.all(np.isnan(colour_error), axis=0)
     characters = []

@@ -16,6 +16,7 @@ BLINK_LIDS = {3: (0.35, 0.0, 0.45), 4: (0.4, 0.0, 0.15, 0.6)}  # eye openness ov
 NOD_INTERVAL_S = (1.2, 3.5)  # seconds between listening nods
 NOD_DEPTH = 0.04  # head heights a nod dips the head by
 ENERGY_WINDOW_S = 0.4  # smoothing of the "is speaking" flag into a speech energy in [0, 1]
+GAZE_SPAN = 0.12  # frame widths between a character and whom it looks at for a full sideways gaze
 EMPHASIS_WINDOW_S = 0.6  # openness above its running mean over this window reads as emphasis
 
 
@@ -84,6 +85,37 @@ def _wobble(n_frames: int, rng: np.random.Generator, frames: int) -> np.ndarray:
     return noise / max(float(noise.std()), 1e-6)
 
 
+def standing_xy(ch: dict, t: np.ndarray, energy: np.ndarray | float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Where a character stands at times t (seconds): its drift between home and `to`, its sway, and its
+    bob, which grows with speech energy (0: the idle bob). Fractions of the frame width."""
+    m = ch["motion"]
+    phase = 2 * np.pi * m["phase"]
+    home = np.array(ch["home"])
+    to = np.array(m["drift"]["to"])
+    drift = (1 - np.cos(2 * np.pi * (t / m["drift"]["period_s"] + m["drift"]["phase"]))) / 2
+    bob = (
+        m["bob"]["amplitude"] * (1 + 0.8 * energy) * np.sin(2 * np.pi * m["bob"]["frequency_hz"] * t + phase)
+    )
+    sway = m["sway"]["amplitude"] * np.sin(2 * np.pi * m["sway"]["frequency_hz"] * t + 1.7 * phase)
+    return home[0] + (to[0] - home[0]) * drift + sway, home[1] + (to[1] - home[1]) * drift + bob
+
+
+def sway_tilt(ch: dict, t: np.ndarray, energy: np.ndarray | float = 0.0) -> np.ndarray:
+    """A character's slow head roll at times t (radians), larger with speech energy (0: idle)."""
+    m = ch["motion"]
+    slow = np.sin(2 * np.pi * 0.8 * m["sway"]["frequency_hz"] * t + 2 * np.pi * m["phase"] + 0.6)
+    return np.deg2rad(m["tilt_deg"]) * (0.4 + 0.6 * energy) * slow
+
+
+def idle_gaze(x: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """(N, T) gaze with nobody speaking: toward the others at large (alone: a slow look around)."""
+    n = x.shape[0]
+    if n == 1:
+        return 0.3 * np.sin(2 * np.pi * 0.1 * t)[None]
+    others = (x.sum(0, keepdims=True) - x) / (n - 1)
+    return np.clip((others - x) / GAZE_SPAN, -1.0, 1.0)
+
+
 def plan_motion(
     scene: dict, openness: np.ndarray, viseme: np.ndarray, active: np.ndarray, fps: int, seed: int
 ) -> MotionPlan:
@@ -98,19 +130,9 @@ def plan_motion(
     fields = {k: np.zeros((n, t_len)) for k in ("x", "y", "head_dx", "head_dy", "tilt", "lid", "gaze")}
     for i, ch in enumerate(scene["characters"]):
         rng = np.random.default_rng([seed, 0xB0D1, i])  # one stream per character: adding one changes none
-        m = ch["motion"]
-        phase = 2 * np.pi * m["phase"]
-        home = np.array(ch["home"])
-        to = np.array(m["drift"]["to"])
-        drift = (1 - np.cos(2 * np.pi * (t / m["drift"]["period_s"] + m["drift"]["phase"]))) / 2
         e = energy[i]
-        bob = m["bob"]["amplitude"] * (1 + 0.8 * e) * np.sin(2 * np.pi * m["bob"]["frequency_hz"] * t + phase)
-        sway = m["sway"]["amplitude"] * np.sin(2 * np.pi * m["sway"]["frequency_hz"] * t + 1.7 * phase)
-        fields["x"][i] = home[0] + (to[0] - home[0]) * drift + sway
-        fields["y"][i] = home[1] + (to[1] - home[1]) * drift + bob
-        tilt_amp = np.deg2rad(m["tilt_deg"])
-        slow = np.sin(2 * np.pi * 0.8 * m["sway"]["frequency_hz"] * t + phase + 0.6)
-        fields["tilt"][i] = tilt_amp * (0.4 + 0.6 * e) * slow + np.deg2rad(2.5) * e * _wobble(t_len, rng, 5)
+        fields["x"][i], fields["y"][i] = standing_xy(ch, t, e)
+        fields["tilt"][i] = sway_tilt(ch, t, e) + np.deg2rad(2.5) * e * _wobble(t_len, rng, 5)
         fields["head_dx"][i] = 0.015 * e * _wobble(t_len, rng, 6)
         fields["head_dy"][i] = 0.012 * e * _wobble(t_len, rng, 4) + _nods(t_len, fps, listening[i], rng)
         fields["lid"][i] = blink_lids(t_len, fps, rng)
@@ -124,7 +146,7 @@ def plan_motion(
             continue
         w = 0.15 + energy[others]
         target = (w * x[others]).sum(0) / w.sum(0)
-        fields["gaze"][i] = np.clip(smooth((target - x[i]) / 0.12, 5), -1.0, 1.0)
+        fields["gaze"][i] = np.clip(smooth((target - x[i]) / GAZE_SPAN, 5), -1.0, 1.0)
 
     return MotionPlan(
         **fields,

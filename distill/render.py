@@ -19,7 +19,7 @@ from torch import Tensor
 from distill import cartoon, sdf
 from distill.characters import validate_scene
 from distill.clip import DialogueTrack, SceneRender
-from distill.motion import MotionPlan, plan_motion
+from distill.motion import MotionPlan, idle_gaze, plan_motion, standing_xy, sway_tilt
 from distill.sdf import coverage
 from realtime.errors import FrameSizeError, SceneError
 from realtime.media import SUPPORTED_FRAME_SIZES
@@ -209,7 +209,38 @@ def render_scene(scene: dict, dialogue: DialogueTrack, size: int, seed: int) -> 
     plan = plan_motion(
         scene, openness, np.asarray(dialogue.viseme), np.asarray(dialogue.active), dialogue.fps, seed
     )
-    n, t = openness.shape
+    return render_plan(scene, plan, size)
+
+
+def standing_plan(scene: dict, n_frames: int, fps: int, seed: int = 0, first: int = 0) -> MotionPlan:
+    """Where each character of a validated scene stands in frames first .. first + n_frames - 1 (the
+    drift, sway, idle bob, slow head roll and gaze of `plan_motion` with nobody speaking), every face at
+    rest: eyes open, mouth shut, no nods or speech jitter. Nothing in it depends on the dialogue (nor on the seed, which only
+    draws blinks, nods and jitter), so it is the choreography a scene can give a generator without
+    telling it who speaks."""
+    n = len(scene["characters"])
+    t = (first + np.arange(n_frames)) / fps
+    xy = [standing_xy(ch, t) for ch in scene["characters"]]
+    x = np.stack([x for x, _ in xy])
+    rest = np.zeros((n, n_frames))
+    return MotionPlan(
+        x=x,
+        y=np.stack([y for _, y in xy]),
+        head_dx=rest,
+        head_dy=rest,
+        tilt=np.stack([sway_tilt(ch, t) for ch in scene["characters"]]),
+        lid=np.ones_like(rest),
+        brow=rest,
+        gaze=idle_gaze(x, t),
+        openness=rest,
+        viseme=rest.astype(np.int8),
+        energy=rest,
+    )
+
+
+def render_plan(scene: dict, plan: MotionPlan, size: int) -> SceneRender:
+    """Render a validated scene following a motion plan (render_scene's plan, or standing_plan's)."""
+    n, t = plan.x.shape
     # Far characters first; ties keep the scene's order so the result never depends on sorting details.
     order = sorted(range(n), key=lambda i: (-scene["characters"][i]["depth"], i))
     bg = render_background(scene["background"], size)

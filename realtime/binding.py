@@ -152,8 +152,20 @@ def add_isolation_argument(p) -> None:
         "--listener-isolation",
         choices=ISOLATION,
         default="auto",
-        help="on: a character none of whose streams makes a sound is generated from a second, voiceless "
-        "pass of the same noise, so no other voice can move it (~1.5x the denoiser's cost while someone "
-        "speaks and someone listens); off: one pass; auto (default): on, unless a live room's warm-up "
-        "finds that the second pass does not fit the real-time budget (files are always on)",
+        help="on: a character none of whose streams makes a sound is generated from a voiceless pass of the "
+        "same noise, so no other voice can move it (the student's noise comes from a bank whose voiceless "
+        "passes are computed once: free per chunk; other models pay ~1.5x while someone speaks and someone "
+        "listens); off: one pass; auto (default): on, unless a live room's warm-up finds that it does not "
+        "fit the real-time budget (files are always on)",
+    )
+
+
+def add_motion_argument(p) -> None:
+    """`--motion` for the commands that generate a scene (serve, render)."""
+    p.add_argument(
+        "--motion",
+        action="store_true",
+        help="characters follow the scene's choreography (world and .json scenes: drift, sway, idle bob, "
+        "head roll; faces at rest, nothing from the audio): each chunk is generated from the scene re-posed "
+        "where they stand now. Costs a pose render and a reference encoding per chunk",
     )

@@ -65,6 +65,7 @@ class Room:
         seed: int = 0,
         max_inputs: int = 8,
         latency_ms: float | None = None,  # fixed output delay; None: measured while starting
+        motion: bool = False,  # characters follow the scene's choreography (Scene.standing)
     ) -> None:
         size = loaded.generator.cfg.frame_size
         if scene.size != size:
@@ -74,7 +75,12 @@ class Room:
             raise BYAError(f"steps must be an integer in [1, 100], got {self.steps!r}")
         if not 1 <= max_inputs <= 64:
             raise BYAError(f"max_inputs must be in [1, 64], got {max_inputs}")
+        if motion and not scene.choreographed:
+            raise SceneError(
+                "this scene has no choreography to follow (a photo scene): run it without motion"
+            )
         self.loaded, self.scene, self.seed, self.max_inputs = loaded, scene, seed, max_inputs
+        self.motion = motion
         self.requested_latency_ms = latency_ms
         self._inputs: dict[str, AudioInput] = {}
         self._subscribers: set[Subscription] = set()
@@ -224,7 +230,9 @@ class Room:
 
     def _time_chunks(self, isolate: bool) -> tuple[CostModel, ChunkScheduler]:
         """A throwaway session timed on one voice with the others listening (the dearest chunk)."""
-        probe = ChunkScheduler(self.loaded, self.scene, self.steps, self.seed, isolate=isolate)
+        probe = ChunkScheduler(
+            self.loaded, self.scene, self.steps, self.seed, isolate=isolate, motion=self.motion
+        )
         audio = probe_audio(self.scene.n_characters, probe.session.samples_needed(WARM_CHUNKS))
         cold = probe.session.samples_needed(UNMEASURED - 1)
         probe.feed(audio[:, :cold])
@@ -245,6 +253,13 @@ class Room:
             isolate = False
             cost, probe = self._time_chunks(isolate)
         self.isolating = isolate
+        if self.motion and cost.estimate(1) > SUSTAINABLE * 2 * FRAME_MS:
+            log.warning(
+                "motion: a chunk costs %.0f ms of its %d ms here (a pose render and a reference encoding "
+                "each); expect repeated frames, or give the model more threads",
+                cost.estimate(1),
+                2 * FRAME_MS,
+            )
         probe.cost = cost
         live = ChunkScheduler(
             self.loaded,
@@ -256,6 +271,7 @@ class Room:
             self._clock,
             self._frame_ready,
             isolate=isolate,
+            motion=self.motion,
         )
         return probe.cost, probe.first_chunk_wait_s(), live
 
@@ -396,6 +412,7 @@ class Room:
             "clock_origin": self._t0,  # time.monotonic() of media time 0 (for in-process measurements)
             "steps": self.steps,
             "listener_isolation": None if self.isolating is None else ("on" if self.isolating else "off"),
+            "motion": self.motion,
             "steps_used": {str(k): v for k, v in sorted(self._steps_used.items())},
             "chunks": c["chunks"],
             "late_chunks": c["late_chunks"],

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.binding import add_isolation_argument
+from realtime.binding import add_isolation_argument, add_motion_argument
 from realtime.errors import AudioInputError, BYAError, CheckpointError, OutputPathError, SceneError
 from realtime.media import AUDIO_SAMPLE_RATE, MAX_CHARACTERS, SAMPLES_PER_FRAME, VIDEO_FPS
 from realtime.scene import PHOTO_ONLY_NOTE, PHOTO_SUFFIXES, Scene
@@ -37,7 +37,7 @@ class Rendered:
 
 
 def render_audio(
-    loaded, scene: Scene, tracks: np.ndarray, steps: int | None = None, seed: int = 0
+    loaded, scene: Scene, tracks: np.ndarray, steps: int | None = None, seed: int = 0, motion: bool = False
 ) -> Rendered:
     """File mode of the engine: (N, n) 16 kHz audio per character -> frames covering it in whole chunks."""
     from realtime.scheduler import ChunkScheduler
@@ -45,7 +45,7 @@ def render_audio(
     if tracks.ndim != 2 or tracks.shape[0] != scene.n_characters:
         raise ValueError(f"tracks must be ({scene.n_characters} characters, samples), got {tracks.shape}")
     steps = loaded.steps if steps is None else steps
-    scheduler = ChunkScheduler(loaded, scene, steps, seed)
+    scheduler = ChunkScheduler(loaded, scene, steps, seed, motion=motion)
     chunks = scheduler.feed(tracks.astype(np.float32)) + scheduler.flush()
     frames = np.stack([im for ch in chunks for im in ch.images])
     boxes = np.concatenate([ch.boxes for ch in chunks])
@@ -137,6 +137,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--steps", type=int, help="sampling steps per chunk (default: the checkpoint's)")
     add_isolation_argument(p)
+    add_motion_argument(p)
 
 
 def _load_model(path: str | None):
@@ -197,7 +198,7 @@ def render_command(args: argparse.Namespace) -> int:
         )
 
     start = time.perf_counter()
-    result = render_audio(loaded, scene, tracks, args.steps, args.seed)
+    result = render_audio(loaded, scene, tracks, args.steps, args.seed, motion=args.motion)
     took = time.perf_counter() - start
     t = len(result.frames)
     mix = np.clip(tracks.sum(0), -1.0, 1.0) if mix is None else mix
@@ -218,6 +219,7 @@ def render_command(args: argparse.Namespace) -> int:
         "model": str(loaded.path),
         "steps": result.steps,
         "seed": args.seed,
+        "motion": args.motion,
         "render_seconds": round(took, 3),
         "timings_ms": [{k: round(v, 3) for k, v in tm.items()} for tm in result.timings_ms],
     }

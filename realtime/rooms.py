@@ -20,7 +20,7 @@ DEFAULT_ROOM = "default"
 ROOM_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")  # one URL path segment, no escaping needed
 SCENE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 MAX_SEED = 2**31 - 1
-ROOM_FIELDS = {"name", "characters", "scene", "seed"}
+ROOM_FIELDS = {"name", "characters", "scene", "seed", "motion"}
 
 
 class RoomRequestError(BYAError):
@@ -35,6 +35,7 @@ class RoomRequest:
     characters: int = 2  # world scene size when no scene is named (what `bya serve` defaults to)
     scene: str | None = None  # a bundled scene's name (realtime/scenes/<name>.json); its cast decides N
     seed: int = 0  # of the world scene and the sampler
+    motion: bool | None = None  # characters follow the scene's choreography (None: as the server's room)
 
 
 def bundled_scenes() -> list[str]:
@@ -42,7 +43,8 @@ def bundled_scenes() -> list[str]:
 
 
 def parse_room_request(doc: object) -> RoomRequest:
-    """Validate a decoded JSON body: {"name": str, "characters"?: 1-4, "scene"?: bundled name, "seed"?: int}."""
+    """Validate a decoded JSON body: {"name": str, "characters"?: 1-4, "scene"?: bundled name, "seed"?: int,
+    "motion"?: bool}."""
     if not isinstance(doc, dict):
         raise RoomRequestError('the body must be a JSON object like {"name": "studio-2", "characters": 2}')
     unknown = set(doc) - ROOM_FIELDS
@@ -69,7 +71,10 @@ def parse_room_request(doc: object) -> RoomRequest:
     seed = doc.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         raise RoomRequestError(f"seed must be an integer in [0, {MAX_SEED}], got {seed!r}"[:120])
-    return RoomRequest(name, characters, scene, seed)
+    motion = doc.get("motion")
+    if motion is not None and not isinstance(motion, bool):
+        raise RoomRequestError(f"motion must be true or false, got {motion!r}"[:120])
+    return RoomRequest(name, characters, scene, seed, motion)
 
 
 def build_room(template, request: RoomRequest):
@@ -80,5 +85,10 @@ def build_room(template, request: RoomRequest):
     size = template.loaded.generator.cfg.frame_size
     scene = load_scene(request.scene, request.characters, request.seed, size=size)
     return Room(
-        template.loaded, scene, steps=template.steps, seed=request.seed, max_inputs=template.max_inputs
+        template.loaded,
+        scene,
+        steps=template.steps,
+        seed=request.seed,
+        max_inputs=template.max_inputs,
+        motion=template.motion if request.motion is None else request.motion,
     )

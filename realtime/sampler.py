@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from realtime.autoencoder import FrameAutoencoder, tensor_to_frames
 from realtime.generator import Generator
 from realtime.media import MAX_CHARACTERS, SAMPLES_PER_FRAME
-from realtime.streaming import StreamingGenerator
+from realtime.streaming import POSE_LAG, StreamingGenerator
 
 
 @dataclass
@@ -43,6 +43,7 @@ def generate(
     external: np.ndarray | None = None,  # (T, N, M, M) masks from outside to route with instead
     window_chunks: int | None = None,  # clean chunks of context (default: the model's window)
     isolate_listeners: bool = True,  # see StreamingGenerator
+    poses: tuple[np.ndarray, np.ndarray] | None = None,  # (T, H, W, 3) frames, (T, N, H, W) masks: a track
 ) -> Generated:
     """A whole clip through a StreamingGenerator session: the exact computation the live engine streams."""
     cfg = model.cfg
@@ -68,6 +69,18 @@ def generate(
         def route(j: int) -> np.ndarray:
             return external[j * c : (j + 1) * c]
 
+    reposed = None
+    if poses is not None:
+        frames_track, masks_track = poses
+        if len(frames_track) < n_chunks * c or len(masks_track) < n_chunks * c:
+            raise ValueError(f"a pose track must cover the {n_chunks * c} frames generated")
+
+        def reposed(j: int) -> tuple[np.ndarray, np.ndarray]:
+            f = max(
+                0, j * c - POSE_LAG
+            )  # what the student was trained with: a reference just before its chunk
+            return frames_track[f], masks_track[f]
+
     session = StreamingGenerator(
         model,
         ae,
@@ -78,6 +91,7 @@ def generate(
         steps=steps,
         seed=seed,
         external=route,
+        poses=reposed,
         window_chunks=window_chunks,
         isolate_listeners=isolate_listeners,
     )

@@ -19,9 +19,10 @@ import torch
 from realtime.autoencoder import tensor_to_frames
 from realtime.compositor import composite, mask_boxes
 from realtime.default_model import LoadedModel
+from realtime.errors import SceneError
 from realtime.media import AUDIO_SAMPLE_RATE, SAMPLES_PER_FRAME
 from realtime.scene import Scene
-from realtime.streaming import StreamingGenerator
+from realtime.streaming import POSE_LAG, StreamingGenerator
 
 STAGES = ("features_ms", "denoise_ms", "decode_ms", "cache_ms", "composite_ms")
 MAX_SKIPS = 3  # after 3 skipped chunks in a row one runs at 1 step anyway: the picture never freezes, and
@@ -108,8 +109,14 @@ class ChunkScheduler:
         clock: Callable[[], float] = time.monotonic,
         on_frame: Callable[[int, np.ndarray], None] | None = None,  # (frame index, image) as each is ready
         isolate: bool | None = None,  # listener isolation (None: loaded.isolate_listeners)
+        motion: bool = False,  # characters follow the scene's choreography (Scene.standing)
     ) -> None:
         cfg = loaded.generator.cfg
+        if motion and not scene.choreographed:
+            raise SceneError(
+                "this scene has no choreography to follow (a photo scene): run it without motion"
+            )
+        self.motion = motion
         self.scene, self.steps, self.deadline, self.clock = scene, steps, deadline, clock
         self.on_frame, self.autoencoder = on_frame, loaded.autoencoder
         self.session = StreamingGenerator(
@@ -122,6 +129,7 @@ class ChunkScheduler:
             window_chunks=loaded.window,
             denoiser=loaded.denoiser,
             isolate_listeners=loaded.isolate_listeners if isolate is None else isolate,
+            poses=self._pose if motion else None,
         )
         self.cost = cost if cost is not None else CostModel()
         self.chunk_frames = cfg.chunk_frames
@@ -130,6 +138,11 @@ class ChunkScheduler:
         self.drop = 0  # samples of skipped chunks still to cut from what arrives next
         self.skipped = 0  # chunks skipped so far: room chunk = session chunk + skipped
         self.skips_in_a_row = 0
+
+    def _pose(self, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+        """The session's chunk `chunk` is generated from the scene as it stands just before that chunk's
+        room time (skipped chunks still pass time)."""
+        return self.scene.standing(max(0, (chunk + self.skipped) * self.chunk_frames - POSE_LAG))
 
     @property
     def next_index(self) -> int:

@@ -15,7 +15,7 @@ import secrets
 import signal
 import sys
 
-from realtime.binding import add_isolation_argument
+from realtime.binding import add_isolation_argument, add_motion_argument
 from realtime.http_guard import GuardConfig, ServerConfigError, is_loopback
 from realtime.media import DIARIZER_LOOKAHEAD_MS, MAX_CHARACTERS, MIN_CHARACTERS
 from realtime.threads import live_threads
@@ -62,6 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "start (on the 2-core CPU ONNX Runtime: 16 ms a step against 29, fewer missed deadlines)",
     )
     add_isolation_argument(parser)
+    add_motion_argument(parser)
     parser.add_argument(
         "--threads",
         type=int,
@@ -183,7 +184,7 @@ def build_room(args: argparse.Namespace):
         file=sys.stderr,
     )
     scene = load_scene(args.scene, args.characters, args.seed, size=loaded.generator.cfg.frame_size)
-    room = Room(loaded, scene, steps=steps, seed=args.seed, max_inputs=args.max_speakers)
+    room = Room(loaded, scene, steps=steps, seed=args.seed, max_inputs=args.max_speakers, motion=args.motion)
     height, width = scene.background.shape[:2]
     return room, (width, height)
 

@@ -25,6 +25,10 @@ from realtime.media import FRAME_MS, MAX_CHARACTERS
 from realtime.router import MaskRefiner
 
 MEL_PER_FRAME = FRAME_MS // 10  # mel frames (10 ms hop) per video frame
+NOISE_BANK = 16  # noises a reference-only 1-step session draws each chunk's from
+POSE_LAG = 1  # with a pose track, chunk j comes from its pose at frame j * chunk_frames - POSE_LAG: the
+# student was trained from references 1-25 frames before its chunk (bya train student --ref-near)
+PRIME_BATCH = 8  # bank entries per denoiser call while priming
 
 
 @dataclass
@@ -62,6 +66,22 @@ def listener_region(masks: torch.Tensor, listeners: torch.Tensor, size: tuple[in
     return region.reshape(b, t, 1, *size)
 
 
+def check_reference(reference: np.ndarray, ref_masks: np.ndarray, size: int) -> None:
+    """A reference frame and its characters' masks, as a session takes them (ValueError otherwise)."""
+    if reference.shape != (size, size, 3) or reference.dtype != np.uint8:
+        raise ValueError(
+            f"reference must be a ({size}, {size}, 3) uint8 frame, got {reference.shape} {reference.dtype}"
+        )
+    if (
+        ref_masks.ndim != 3
+        or ref_masks.shape[1:] != (size, size)
+        or not 1 <= ref_masks.shape[0] <= MAX_CHARACTERS
+    ):
+        raise ValueError(f"ref_masks must be (1-{MAX_CHARACTERS}, {size}, {size}), got {ref_masks.shape}")
+    if not np.isfinite(ref_masks).all():
+        raise ValueError("ref_masks must be finite")
+
+
 def check_binding(bind: np.ndarray, streams: int, characters: int) -> np.ndarray:
     """Validate an audio-to-character matrix (streams, characters) with entries in [0, 1]."""
     bind = np.asarray(bind, dtype=np.float32)
@@ -87,21 +107,13 @@ class StreamingGenerator:
         window_chunks: int | None = None,  # clean chunks kept (at most the model's window)
         seed: int = 0,
         external: Callable[[int], np.ndarray | None] | None = None,  # chunk index -> (C, N, M, M) masks
+        poses: Callable[[int], tuple[np.ndarray, np.ndarray] | None] | None = None,  # chunk -> reposition()
         denoiser: Callable | None = None,  # a backend called like Generator.denoise (e.g. ONNX Runtime)
         isolate_listeners: bool = True,  # silent characters' regions come from a pass without any voice
+        noise_bank: int = NOISE_BANK,  # noises drawn from (reference-only 1-step sessions); 0: fresh noise
     ) -> None:
         cfg = model.cfg
-        size = cfg.frame_size
-        if reference.shape != (size, size, 3) or reference.dtype != np.uint8:
-            raise ValueError(
-                f"reference must be a ({size}, {size}, 3) uint8 frame, got {reference.shape} {reference.dtype}"
-            )
-        if (
-            ref_masks.ndim != 3
-            or ref_masks.shape[1:] != (size, size)
-            or not 1 <= ref_masks.shape[0] <= MAX_CHARACTERS
-        ):
-            raise ValueError(f"ref_masks must be (1-{MAX_CHARACTERS}, {size}, {size}), got {ref_masks.shape}")
+        check_reference(reference, ref_masks, cfg.frame_size)
         n = ref_masks.shape[0]
         s = n if streams is None else streams
         if not 1 <= s <= MAX_CHARACTERS:
@@ -111,6 +123,8 @@ class StreamingGenerator:
         w = cfg.window_chunks if window_chunks is None else window_chunks
         if not 0 <= w <= cfg.window_chunks:
             raise ValueError(f"window_chunks must be in [0, {cfg.window_chunks}] for this model, got {w}")
+        if not 0 <= noise_bank <= 256:
+            raise ValueError(f"noise_bank must be in [0, 256], got {noise_bank}")
         if bind is None:
             if s != n:
                 raise ValueError(f"{s} audio streams for {n} characters need an explicit bind matrix")
@@ -118,7 +132,12 @@ class StreamingGenerator:
         self.model, self.ae = model, ae
         self.characters, self.streams, self.steps, self.window = n, s, steps, w
         self.external = external
+        self.poses = poses
         self.isolate_listeners = isolate_listeners
+        # A chunk of a reference-only 1-step session depends on nothing but its noise and its audio, so
+        # with its noise drawn from a fixed bank the voiceless pass of each bank entry is computed once
+        # (per binding) and listener isolation costs no second pass per chunk.
+        self.bank_size = noise_bank if (w == 0 and steps == 1) else 0
         self.denoiser = denoiser if denoiser is not None else model.denoise
         self.device = next(model.parameters()).device
         self.noise = torch.Generator().manual_seed(seed)
@@ -129,22 +148,51 @@ class StreamingGenerator:
             raise ValueError("a session needs the autoencoder to encode its reference frame")
         self._start(z_ref, ref_masks)
         self.set_binding(bind)
+        if self.isolate_listeners and self.bank_size and n > 1:
+            self.prime()
 
     # -- session state ------------------------------------------------------------------------------
     @torch.no_grad()
     def _start(self, z_ref: torch.Tensor, ref_masks: np.ndarray) -> None:
         cfg = self.model.cfg
-        self.z_ref = z_ref
-        self.sink = self.model.encode_reference(z_ref[None])
-        self._sink2 = None  # the sink for a batch of two (listener isolation), made on first use
-        masks = torch.from_numpy(pad_characters(ref_masks.astype(np.float32)))
-        self.ref_masks = F.adaptive_avg_pool2d(masks, cfg.mask_size)[None].to(self.device)  # (1, K, M, M)
+        self._set_reference(z_ref, ref_masks)
         self.cache: deque[ChunkCache] = deque(maxlen=self.window)  # newest last; eviction keeps the sink
         self.last = z_ref  # the clean frame the next chunk's residual starts from
         self.chunk_index = 0
+        self.bank = (
+            torch.randn((self.bank_size, cfg.chunk_frames, *z_ref.shape), generator=self.noise).to(
+                self.device
+            )
+            if self.bank_size
+            else None
+        )
         # audio: samples [audio_start, audio_start + tail) of every stream, 16 kHz float32
         self.tail = np.zeros((MAX_CHARACTERS, 0), np.float32)
         self.audio_start = 0
+
+    def _set_reference(self, z_ref: torch.Tensor, ref_masks: np.ndarray) -> None:
+        self.z_ref = z_ref
+        self.sink = self.model.encode_reference(z_ref[None])
+        self._sinks: dict[int, object] = {}  # the sink expanded for a batch of b rows, made on first use
+        masks = torch.from_numpy(pad_characters(ref_masks.astype(np.float32)))
+        self.ref_masks = F.adaptive_avg_pool2d(masks, self.model.cfg.mask_size)[None].to(self.device)
+
+    @torch.no_grad()
+    def reposition(self, reference: np.ndarray, ref_masks: np.ndarray) -> None:
+        """From the next chunk on, generate from this reference frame: the same characters, standing
+        where a scene's choreography (or a tracker) puts them now. The student renders the pose of its
+        reference, and the router's prior starts from these masks, so the characters and the routing
+        follow. Bank entries' voiceless passes are recomputed as chunks use them."""
+        check_reference(reference, ref_masks, self.model.cfg.frame_size)
+        if ref_masks.shape[0] != self.characters:
+            raise ValueError(
+                f"ref_masks must hold the session's {self.characters} characters, got {ref_masks.shape[0]}"
+            )
+        z_ref = self.ae.encode(frames_to_tensor(reference[None], self.device))[0]
+        self._set_reference(z_ref, ref_masks)
+        if not self.window:  # the residual's base is the reference (Generator.base)
+            self.last = z_ref
+        self._still = [None] * self.bank_size
 
     def set_binding(self, bind: np.ndarray) -> None:
         """Re-bind streams to characters from the next chunk on (the router's audio-to-character matrix)."""
@@ -153,6 +201,30 @@ class StreamingGenerator:
         b[0, : self.streams, : self.characters] = torch.from_numpy(bind)
         self.bind = b
         self._quiet = None  # silence's audio tokens depend on the binding
+        self._still: list[torch.Tensor | None] = [None] * self.bank_size  # ... and so does the voiceless pass
+
+    @torch.no_grad()
+    def prime(self) -> None:
+        """Compute the voiceless velocity of every bank entry not yet known, as one batch: after this,
+        isolating listeners costs one denoiser call per chunk. Sessions prime when they start; after a
+        re-binding the entries fill in as chunks use them (two passes each, once)."""
+        missing = [i for i, v in enumerate(self._still) if v is None]
+        if not missing:
+            return
+        cfg = self.model.cfg
+        windows = torch.full(
+            (1, MAX_CHARACTERS, cfg.chunk_frames, cfg.audio_window, cfg.n_mels),
+            SILENCE_DB,
+            device=self.device,
+        )
+        quiet = self._quiet_audio(windows)
+        keys, values = self.model.window_keys(ChunkCache([], []), self.sink)
+        t = torch.ones(1, device=self.device)
+        for lo in range(0, len(missing), PRIME_BATCH):
+            rows = missing[lo : lo + PRIME_BATCH]
+            out = self._batch(self.denoiser, self.bank[rows], t, keys, values, [quiet] * len(rows), None)
+            for j, i in enumerate(rows):
+                self._still[i] = out.velocity[j : j + 1].clone()
 
     @property
     def samples_received(self) -> int:
@@ -235,32 +307,39 @@ class StreamingGenerator:
             self._quiet = self.model.encode_audio(torch.full_like(windows, SILENCE_DB), self.bind)
         return self._quiet
 
-    def _two_passes(self, fn, x, t, keys, values, audio, quiet, route) -> tuple:
-        """(output with the voices, velocity without any): one batch of two on the torch path and on an
-        ONNX step with a dynamic batch (~1.5x the cost of one call on this CPU, not 2x), two calls on a
-        backend that takes a batch of one."""
-        model = self.model
-        if fn is not model.denoise and not getattr(fn, "batched", False):
-            out = fn(x, t, self.last[None], self.sink, keys, values, audio, self.ref_masks, route, 1.0)
-            still = fn(x, t, self.last[None], self.sink, keys, values, quiet, self.ref_masks, route, 1.0)
-            return out, still.velocity
-        if self._sink2 is None:
-            self._sink2 = self.sink.expand(2)
-        two = lambda z: z.expand(2, *z.shape[1:])  # noqa: E731
-        both = fn(
-            two(x),
-            two(t),
-            two(self.last[None]),
-            self._sink2,
-            [two(k) for k in keys],
-            [two(v) for v in values],
-            torch.cat((audio, quiet)),
-            two(self.ref_masks),
-            None if route is None else two(route),
+    def _batch(self, fn, xs, t, keys, values, audios: list, route) -> GeneratorOutput:
+        """One denoiser call on len(audios) rows of noise and audio tokens sharing the session's context:
+        one batch on the torch path and on an ONNX step with a dynamic batch (two rows cost ~1.5x one on
+        this CPU, not 2x), one call per row on a backend that takes a batch of one."""
+        model, b = self.model, len(audios)
+        if xs.shape[0] == 1 and b > 1:
+            xs = xs.expand(b, *xs.shape[1:])
+        # (a bound method is a new object at every access: compare with ==, not `is`)
+        if fn != model.denoise and not getattr(fn, "batched", False):
+            outs = [
+                fn(xs[j : j + 1], t, self.last[None], self.sink, keys, values, a, self.ref_masks, route, 1.0)
+                for j, a in enumerate(audios)
+            ]
+            return GeneratorOutput(
+                torch.cat([o.velocity for o in outs]), [], torch.cat([o.masks for o in outs])
+            )
+        if b == 1:
+            return fn(xs, t, self.last[None], self.sink, keys, values, audios[0], self.ref_masks, route, 1.0)
+        if self._sinks.get(b) is None:
+            self._sinks[b] = self.sink.expand(b)
+        rows = lambda z: z.expand(b, *z.shape[1:])  # noqa: E731
+        return fn(
+            xs,
+            rows(t),
+            rows(self.last[None]),
+            self._sinks[b],
+            [rows(k) for k in keys],
+            [rows(v) for v in values],
+            torch.cat(audios),
+            rows(self.ref_masks),
+            None if route is None else rows(route),
             1.0,
         )
-        out = GeneratorOutput(both.velocity[:1], [lg[:1] for lg in both.mask_logits], both.masks[:1])
-        return out, both.velocity[1:]
 
     @torch.no_grad()
     def _next_chunk(self, decode: bool) -> Chunk:
@@ -268,6 +347,9 @@ class StreamingGenerator:
         c = cfg.chunk_frames
         times = {}
         t0 = time.perf_counter()
+        pose = self.poses(self.chunk_index) if self.poses is not None else None
+        if pose is not None:
+            self.reposition(*pose)
         windows = self._windows()
         audio = model.encode_audio(windows, self.bind)
         chunks = ChunkCache(
@@ -287,17 +369,30 @@ class StreamingGenerator:
         isolate = self.isolate_listeners and 0 < int(listeners.sum()) < self.characters
         quiet = self._quiet_audio(windows) if isolate else None
 
-        x = torch.randn((1, c, *self.z_ref.shape), generator=self.noise).to(self.device)
+        if self.bank is not None:
+            entry = int(torch.randint(self.bank_size, (1,), generator=self.noise))
+            x = self.bank[entry : entry + 1]
+        else:
+            entry = None
+            x = torch.randn((1, c, *self.z_ref.shape), generator=self.noise).to(self.device)
         ts = torch.linspace(1.0, 0.0, self.steps + 1)
         for i in range(self.steps):
             t = ts[i].expand(1).to(self.device)
             # external masks route through the torch path (the exported step routes with its own masks)
             fn = self.denoiser if route is None else model.denoise
             if not isolate:
-                out = fn(x, t, self.last[None], self.sink, keys, values, audio, self.ref_masks, route, 1.0)
+                out = self._batch(fn, x, t, keys, values, [audio], route)
                 velocity = out.velocity
             else:  # the listeners' regions from the same noise, denoised with nobody speaking
-                out, still = self._two_passes(fn, x, t, keys, values, audio, quiet, route)
+                known = self._still[entry] if entry is not None and route is None else None
+                if known is not None:  # this bank entry's voiceless pass is already known
+                    out, still = self._batch(fn, x, t, keys, values, [audio], route), known
+                else:
+                    both = self._batch(fn, x, t, keys, values, [audio, quiet], route)
+                    out = GeneratorOutput(both.velocity[:1], [], both.masks[:1])
+                    still = both.velocity[1:]
+                    if entry is not None and route is None:
+                        self._still[entry] = still.clone()
                 region = listener_region(route if route is not None else out.masks, listeners, x.shape[-2:])
                 velocity = out.velocity + region * (still - out.velocity)
             x = x + (ts[i + 1] - ts[i]).item() * velocity

@@ -373,6 +373,40 @@ def test_file_mode_covers_the_audio_in_whole_chunks(scene) -> None:
     assert len(a.timings_ms) == 5 and np.array_equal(a.frames, b.frames)
 
 
+def test_file_mode_follows_the_scenes_choreography(scene, monkeypatch) -> None:
+    """--motion: each chunk is generated from the scene re-posed at its time (the frame before it), the
+    skipped chunks' time included; a photo scene is refused."""
+    asked = []
+    standing = type(scene).standing
+
+    def spy(self, frame):
+        asked.append(frame)
+        return standing(self, frame)
+
+    monkeypatch.setattr(type(scene), "standing", spy)
+    audio = np.random.default_rng(0).standard_normal((2, 6_000)).astype(np.float32) * 0.1
+    loaded = tiny_model(steps=1)
+    loaded.window = 0  # the student's setting: each chunk's residual starts from the (re-posed) reference
+    still = render_audio(loaded, scene, audio, seed=1)
+    assert asked == []
+    moving = render_audio(loaded, scene, audio, seed=1, motion=True)
+    assert asked == [0, 1, 3, 5, 7]  # chunks of 2 frames, each from the frame before it
+    assert moving.frames.shape == still.frames.shape and not np.array_equal(moving.frames, still.frames)
+    monkeypatch.undo()
+
+    from matplotlib import cbook
+
+    from realtime.scene import photo_scene
+
+    photo = photo_scene(
+        cbook.get_sample_data("grace_hopper.jpg", asfileobj=False), boxes=[[200, 170, 320, 300]]
+    )
+    with pytest.raises(SceneError, match="choreography"):
+        render_audio(tiny_model(steps=1), photo, np.zeros((1, 3200), np.float32), motion=True)
+    with pytest.raises(SceneError, match="choreography"):
+        Room(tiny_model(steps=1), photo, motion=True)
+
+
 def test_file_mode_composites_a_photo_scene_onto_the_full_photo() -> None:
     from matplotlib import cbook
 

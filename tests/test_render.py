@@ -9,7 +9,7 @@ import pytest
 from distill import motion
 from distill.characters import sample_scene
 from distill.clip import DialogueTrack, SceneRender
-from distill.render import render_scene, save_contact_sheet
+from distill.render import render_plan, render_scene, save_contact_sheet, standing_plan
 from realtime.errors import FrameSizeError, SceneError
 
 
@@ -193,3 +193,24 @@ def test_contact_sheet(tmp_path) -> None:
     path = save_contact_sheet(r, tmp_path / "sheet.png", n_columns=4, scale=2)
     img = matplotlib.image.imread(path)
     assert img.shape[0] == 2 * 128 + 2 and img.shape[1] == 4 * 128 + 3 * 2
+
+
+def test_a_standing_plan_moves_characters_like_the_dialogue_but_knows_nothing_of_it() -> None:
+    """standing_plan: the world's choreography (where each character stands) with faces at rest, the
+    same whatever is said; rendered, its masks sit where the performed clip's are."""
+    scene = sample_scene(3, seed=5)
+    t = 60
+    plan = standing_plan(scene, t, 25, seed=5)
+    assert np.all(plan.openness == 0) and np.all(plan.lid == 1) and np.all(plan.tilt == 0)
+    assert np.array_equal(plan.x, standing_plan(scene, t, 25, seed=5).x)
+    performed = motion.plan_motion(
+        scene, talking(3, t).openness.astype(float), talking(3, t).viseme, talking(3, t).active, 25, 5
+    )
+    assert np.array_equal(plan.x, performed.x)  # where they stand does not depend on speech
+    assert np.abs(plan.x[:, -1] - plan.x[:, 0]).max() > 0.005  # and they do move
+    standing = render_plan(scene, plan, 64)
+    clip = render_scene(scene, talking(3, t), 64, seed=5)
+    a, b = standing.masks > 0.5, clip.masks > 0.5
+    iou = (a & b).sum() / (a | b).sum()
+    held = np.repeat(b[:1], t, 0)
+    assert iou > 0.8 and iou > (held & b).sum() / (held | b).sum()

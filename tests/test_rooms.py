@@ -83,7 +83,11 @@ def test_room_request_parsing() -> None:
         "a-b_2", 4, None, 7
     )
     assert parse_room_request({"name": "s", "scene": "studio"}).scene == "studio"
+    assert parse_room_request({"name": "m", "motion": True}).motion is True
+    assert parse_room_request({"name": "m"}).motion is None
     bad = [
+        {"name": "r", "motion": "yes"},
+        {"name": "r", "motion": 1},
         [],
         {"characters": 2},
         {"name": ""},

@@ -170,3 +170,26 @@ def test_mask_boxes_map_router_masks_to_canvas_pixels() -> None:
     boxes = mask_boxes(masks, (100, 50, 228, 178))  # a 128 px region at (100, 50)
     np.testing.assert_allclose(boxes[0], [100 + 40, 50 + 16, 100 + 80, 50 + 32])
     assert np.isnan(boxes[1]).all()
+
+
+def test_a_world_scene_stands_where_its_choreography_says() -> None:
+    """Scene.standing: frame 0 is the scene's reference; later frames move the characters (drift, sway),
+    faces at rest; a photo scene has no choreography."""
+    scene = world_scene(2, seed=4)
+    assert scene.choreographed
+    frame, masks = scene.standing(0)
+    assert np.array_equal(frame, scene.reference) and np.array_equal(masks, scene.masks)
+    cols = np.arange(scene.size)
+    centre = lambda m: (m.sum(0) * cols).sum() / m.sum()  # noqa: E731
+    shift = 0.0
+    for f in range(10, 160, 20):  # the built-in scene sways in place (a few px over a few seconds)
+        later, moved = scene.standing(f)
+        assert later.shape == frame.shape and moved.shape == masks.shape
+        shift = max(shift, *(abs(centre(moved[k]) - centre(scene.masks[k])) for k in range(2)))
+    assert shift > 2.0
+    with pytest.raises(ValueError, match="frame"):
+        scene.standing(-1)
+    photo = load_scene(str(PHOTO), n_characters=1, boxes=[[60, 80, 140, 170]])
+    assert not photo.choreographed
+    with pytest.raises(SceneError, match="choreography"):
+        photo.standing(0)

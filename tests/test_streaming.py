@@ -247,3 +247,86 @@ def test_a_silent_character_does_not_move_with_another_voice(models, isolate: bo
         assert gap_listener <= 1e-6, gap_listener
     else:  # a random tiny model leaks little, but far above float rounding
         assert gap_listener > 1e-5, gap_listener
+
+
+class _Counting:
+    """A denoiser backend that records the batch of every call (and takes batches, like an ONNX step)."""
+
+    batched = True
+
+    def __init__(self, model: Generator) -> None:
+        self.model, self.batches = model, []
+
+    def __call__(self, noisy, *args):
+        self.batches.append(noisy.shape[0])
+        return self.model.denoise(noisy, *args)
+
+
+def test_a_primed_noise_bank_isolates_listeners_in_one_pass(models) -> None:
+    """A reference-only 1-step session draws its noise from a bank whose voiceless passes it computes when
+    it starts; each chunk then costs one call of one row, and gives what two passes would have."""
+    g, ae = models
+    ref, masks, audio = _scene(2, frames=12)
+    audio[0] = 0.0  # character 0 listens for the whole clip, character 1 speaks
+
+    def run(fresh: bool) -> tuple[torch.Tensor, list[int]]:
+        fn = _Counting(g)
+        s = StreamingGenerator(g, ae, ref, masks, steps=1, seed=3, window_chunks=0, denoiser=fn)
+        assert s.bank_size == 16 and all(v is not None for v in s._still)
+        primed = list(fn.batches)
+        fn.batches.clear()
+        out = []
+        for a in np.array_split(audio, 6, axis=1):
+            if fresh:  # forget every voiceless pass: each chunk runs its two passes again
+                s._still = [None] * s.bank_size
+            out += s.push(a, decode=False)
+        out += s.flush(decode=False)
+        assert sum(primed) == 16
+        return torch.cat([ch.latents for ch in out]), fn.batches
+
+    cached, calls = run(fresh=False)
+    twice, calls_twice = run(fresh=True)
+    assert len(cached) == 12 and calls == [1] * 6
+    assert calls_twice == [2] * 6
+    assert float((cached - twice).abs().max()) <= 1e-5
+
+
+def test_the_noise_bank_is_only_for_reference_only_one_step_sessions(models) -> None:
+    g, ae = models
+    ref, masks, _ = _scene(2)
+    assert StreamingGenerator(g, ae, ref, masks, steps=2, window_chunks=0).bank_size == 0
+    assert StreamingGenerator(g, ae, ref, masks, steps=1, window_chunks=1).bank_size == 0
+    assert StreamingGenerator(g, ae, ref, masks, steps=1, window_chunks=0, noise_bank=0).bank_size == 0
+    with pytest.raises(ValueError, match="noise_bank"):
+        StreamingGenerator(g, ae, ref, masks, steps=1, window_chunks=0, noise_bank=-1)
+
+
+def test_a_repositioned_session_generates_from_its_new_reference(models) -> None:
+    """A pose track re-poses the reference from one chunk on: what follows is what a session started
+    from that reference makes (the bank's voiceless passes are redone for it), and refused input is
+    refused with the session unchanged."""
+    g, ae = models
+    ref, masks, audio = _scene(2, frames=8)
+    audio[0] = 0.0  # a listener, so isolation's cached passes are exercised
+    moved_ref = np.roll(ref, 9, axis=1)
+    moved_masks = np.roll(masks, 9, axis=2)
+
+    def run(start_ref, start_masks, poses=None) -> torch.Tensor:
+        s = StreamingGenerator(g, ae, start_ref, start_masks, steps=1, seed=2, window_chunks=0, poses=poses)
+        return torch.cat([ch.latents for ch in s.push(audio, decode=False) + s.flush(decode=False)])
+
+    reposed = run(ref, masks, poses=lambda j: (moved_ref, moved_masks))
+    started = run(moved_ref, moved_masks)
+    still = run(ref, masks)
+    assert float((reposed - started).abs().max()) <= 1e-5
+    assert float((reposed - still).abs().max()) > 1e-3
+
+    s = StreamingGenerator(g, ae, ref, masks, steps=1, window_chunks=0)
+    z = s.z_ref.clone()
+    with pytest.raises(ValueError, match="reference must be"):
+        s.reposition(ref[:64], masks)
+    with pytest.raises(ValueError, match="2 characters"):
+        s.reposition(ref, masks[:1])
+    with pytest.raises(ValueError, match="finite"):
+        s.reposition(ref, np.full_like(masks, np.nan))
+    assert torch.equal(s.z_ref, z)
