@@ -205,7 +205,7 @@ class StreamingGenerator:
 
     @torch.no_grad()
     def prime(self) -> None:
-        """Compute the voiceless velocity of every bank entry not yet known, as one batch: after this,
+        """Compute the voiceless velocity of every bank entry not yet known, PRIME_BATCH rows a call: after this,
         isolating listeners costs one denoiser call per chunk. Sessions prime when they start; after a
         re-binding the entries fill in as chunks use them (two passes each, once)."""
         missing = [i for i, v in enumerate(self._still) if v is None]
