@@ -63,9 +63,9 @@ def viewers_that_fit(cores: int, encode_ms: float) -> int:
     return max(1, int(ENCODE_SHARE * cores * FRAME_MS / max(encode_ms, 1e-3)))
 
 
-def measure_capacity(loaded, scene, steps: int, seed: int = 0) -> Capacity:
+def measure_capacity(loaded, scene, steps: int, seed: int = 0, motion: bool = False) -> Capacity:
     """Time one room's chunks and one viewer's encoding on this machine (blocking: call off the loop)."""
-    chunk_ms, cost_ms = chunk_cost_ms(loaded, scene, steps, seed)
+    chunk_ms, cost_ms = chunk_cost_ms(loaded, scene, steps, seed, motion)
     encode = vp8_encode_ms(scene)
     cores = os.cpu_count() or 1
     return Capacity(
@@ -78,11 +78,12 @@ def measure_capacity(loaded, scene, steps: int, seed: int = 0) -> Capacity:
     )
 
 
-def chunk_cost_ms(loaded, scene, steps: int, seed: int = 0) -> tuple[float, float]:
-    """(chunk duration, estimated cost of one chunk at `steps`) in ms, from PROBE_CHUNKS probe chunks."""
+def chunk_cost_ms(loaded, scene, steps: int, seed: int = 0, motion: bool = False) -> tuple[float, float]:
+    """(chunk duration, estimated cost of one chunk at `steps`) in ms, from PROBE_CHUNKS probe chunks
+    (with `motion`, each re-posed as a moving room's are)."""
     from realtime.scheduler import ChunkScheduler, CostModel, probe_audio
 
-    probe = ChunkScheduler(loaded, scene, steps, seed)
+    probe = ChunkScheduler(loaded, scene, steps, seed, motion=motion)
     session = probe.session
     audio = probe_audio(scene.n_characters, session.samples_needed(PROBE_CHUNKS - 1))
     first = session.samples_needed(0)

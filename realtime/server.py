@@ -128,7 +128,7 @@ class LiveServer:
             # before the room starts: its worker would share the CPU with the measurement
             room = self.room
             self.capacity = await asyncio.to_thread(
-                measure_capacity, room.loaded, room.scene, room.steps, room.seed
+                measure_capacity, room.loaded, room.scene, room.steps, room.seed, room.motion
             )
             log.info("capacity: %s", self.capacity)
         await self.room.start()
