@@ -101,7 +101,7 @@ def evaluate_checkpoint(
         poses = None
         if track:
             standing = render_plan(
-                clip.scene, standing_plan(clip.scene, clip.n_frames, clip.dialogue.fps, clip.seed), clip.size
+                clip.scene, standing_plan(clip.scene, clip.n_frames, clip.dialogue.fps), clip.size
             )
             poses = (standing.frames, standing.masks)
         out = generate(

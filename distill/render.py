@@ -212,12 +212,12 @@ def render_scene(scene: dict, dialogue: DialogueTrack, size: int, seed: int) -> 
     return render_plan(scene, plan, size)
 
 
-def standing_plan(scene: dict, n_frames: int, fps: int, seed: int = 0, first: int = 0) -> MotionPlan:
+def standing_plan(scene: dict, n_frames: int, fps: int, first: int = 0) -> MotionPlan:
     """Where each character of a validated scene stands in frames first .. first + n_frames - 1 (the
     drift, sway, idle bob, slow head roll and gaze of `plan_motion` with nobody speaking), every face at
-    rest: eyes open, mouth shut, no nods or speech jitter. Nothing in it depends on the dialogue (nor on the seed, which only
-    draws blinks, nods and jitter), so it is the choreography a scene can give a generator without
-    telling it who speaks."""
+    rest: eyes open, mouth shut, no nods or speech jitter. Nothing in it depends on the dialogue or on
+    a render seed (which only draws blinks, nods and jitter), so it is the choreography a scene can
+    give a generator without telling it who speaks."""
     n = len(scene["characters"])
     t = (first + np.arange(n_frames)) / fps
     xy = [standing_xy(ch, t) for ch in scene["characters"]]

@@ -454,7 +454,7 @@ def test_bya_render_with_motion_makes_exactly_what_model_eval_track_scores() -> 
     clip = make_clip(101, n_characters=2, seconds=1.0)
     loaded = tiny_model(steps=1)
     loaded.window = 0
-    plan = standing_plan(clip.scene, clip.n_frames, clip.dialogue.fps, clip.seed)
+    plan = standing_plan(clip.scene, clip.n_frames, clip.dialogue.fps)
     standing = render_plan(clip.scene, plan, clip.size)
     evaluated = generate(
         loaded.generator,
