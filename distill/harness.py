@@ -142,7 +142,11 @@ def evaluate(
 
     if mouths not in ("truth", "tracked"):
         raise ValueError(f"mouths must be 'truth' or 'tracked', got {mouths!r}")
-    boxes = r.mouth_boxes if mouths == "truth" else track_mouths(frames, r.frames[0], r.mouth_boxes[0])
+    boxes = (
+        r.mouth_boxes
+        if mouths == "truth"
+        else track_mouths(frames, r.frames[0], r.mouth_boxes[0], r.masks[0])
+    )
     read = reader.read(frames, boxes)  # (N, T)
     visible = mouth_visibility(r.masks, r.mouth_boxes) >= VISIBLE_MIN  # occluded mouths carry no signal
     sync = lip_sync(read, d.openness, max_lag=max_lag, valid=visible)

@@ -3,6 +3,8 @@
 Frames come from a rolling pool of world clips generated on the fly (or from shards), so no dataset has
 to exist first. The loss weights mouth regions up: a blurred mouth would cap every lip-sync figure.
 Run: python -m distill.train_autoencoder --out runs/ae --minutes 30 [--resume] [--device cuda]
+Decoder fine-tune: --init realtime/weights/ae-s.safetensors --decoder-only keeps the encoder (and so the
+latent space every generator checkpoint was trained on) bit-identical and trains only the decoder.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import argparse
 import json
 import math
 import multiprocessing as mp
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -21,7 +24,7 @@ import torch.nn.functional as F
 
 from distill.clip import Clip, make_clip
 from distill.shards import clip_seed
-from realtime.autoencoder import AUTOENCODER_CONFIGS, FrameAutoencoder, save_autoencoder
+from realtime.autoencoder import AUTOENCODER_CONFIGS, FrameAutoencoder, load_autoencoder, save_autoencoder
 
 TRAIN_SEED = 5_000_000  # dataset seed of training clips; evaluation uses EVAL_SEED, so they never overlap
 EVAL_SEED = 17
@@ -50,25 +53,25 @@ class FramePool:
     def refresh(self) -> None:
         self.clips[int(self.rng.integers(len(self.clips)))] = self._new()
 
-    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, n: int, mouth_weight: float = MOUTH_WEIGHT) -> tuple[torch.Tensor, torch.Tensor]:
         frames, weights = [], []
         for _ in range(n):
             clip = self.clips[int(self.rng.integers(len(self.clips)))]
             t = int(self.rng.integers(clip.n_frames))
             frames.append(clip.render.frames[t])
-            weights.append(mouth_weight_map(clip.render.mouth_boxes[t], self.size))
+            weights.append(mouth_weight_map(clip.render.mouth_boxes[t], self.size, mouth_weight))
         x = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
         return x, torch.from_numpy(np.stack(weights))[:, None]
 
 
-def mouth_weight_map(mouth_boxes: np.ndarray, size: int) -> np.ndarray:
-    """(N, 4) pixel boxes -> (size, size) float32 weights: 1 everywhere, MOUTH_WEIGHT inside mouths."""
+def mouth_weight_map(mouth_boxes: np.ndarray, size: int, weight: float = MOUTH_WEIGHT) -> np.ndarray:
+    """(N, 4) pixel boxes -> (size, size) float32 weights: 1 everywhere, `weight` inside mouths."""
     w = np.ones((size, size), np.float32)
     for x0, y0, x1, y1 in mouth_boxes:
         xa, ya = max(math.floor(x0), 0), max(math.floor(y0), 0)
         xb, yb = min(math.ceil(x1), size), min(math.ceil(y1), size)
         if xb > xa and yb > ya:
-            w[ya:yb, xa:xb] = MOUTH_WEIGHT
+            w[ya:yb, xa:xb] = weight
     return w
 
 
@@ -102,9 +105,22 @@ def train(args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = AUTOENCODER_CONFIGS[args.preset]
-    model = FrameAutoencoder(cfg).to(args.device)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
+    history: list[dict] = []
+    if args.init:  # start from a trained checkpoint (its config wins over --preset)
+        model = load_autoencoder(args.init).train().to(args.device)
+        cfg = model.cfg
+        meta = json.loads(Path(args.init).with_suffix(".json").read_text())
+        old = meta.get("training", {})
+        history = old.get("stages", [{k: v for k, v in old.items() if k != "stages"}] if old else [])
+    else:
+        if args.decoder_only:
+            raise ValueError("--decoder-only needs --init: a decoder is trained for an encoder that exists")
+        cfg = AUTOENCODER_CONFIGS[args.preset]
+        model = FrameAutoencoder(cfg).to(args.device)
+    if args.decoder_only:  # the latent space stays exactly the one the generators were trained on
+        model.encoder.requires_grad_(False)
+    params = model.decoder.parameters() if args.decoder_only else model.parameters()
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
     step, spent = 0, 0.0
     state_path = out / "state.pt"
     if args.resume and state_path.is_file():
@@ -118,13 +134,18 @@ def train(args: argparse.Namespace) -> dict:
     )  # new clips after a resume
     start, last_save, log = time.perf_counter(), time.perf_counter(), []
     while spent + time.perf_counter() - start < args.minutes * 60:
-        x, w = pool.batch(args.batch)
+        x, w = pool.batch(args.batch, args.mouth_weight)
         x, w = x.to(args.device), w.to(args.device)
         # cosine decay over the planned time keeps the end of training stable for the card's numbers
         frac = min((spent + time.perf_counter() - start) / (args.minutes * 60), 1.0)
         for g in opt.param_groups:
             g["lr"] = args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
-        y = model(x)
+        if args.decoder_only:
+            with torch.no_grad():
+                z = model.encode(x)
+            y = model.decode(z)
+        else:
+            y = model(x)
         loss = (w * (y - x).abs()).mean() / w.mean() + 0.5 * F.mse_loss(y, x)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -153,12 +174,17 @@ def train(args: argparse.Namespace) -> dict:
     torch.save(
         {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "seconds": spent}, state_path
     )
-    with torch.no_grad():  # latent scale: unit std latents for the diffusion model
-        x, _ = pool.batch(64)
-        model.latent_scale.fill_(model.encoder(x.to(args.device)).std().item())
+    if not args.decoder_only:  # a fine-tuned decoder keeps the scale its encoder's latents were given
+        with torch.no_grad():  # latent scale: unit std latents for the diffusion model
+            x, _ = pool.batch(64)
+            model.latent_scale.fill_(model.encoder(x.to(args.device)).std().item())
     metrics = {f"{s}px": evaluate(model, s, device=args.device) for s in (128, 256)}
     facts = {
-        "preset": args.preset,
+        "preset": args.preset if not args.init else Path(args.init).stem,
+        "init": args.init,
+        "decoder_only": bool(args.decoder_only),
+        "mouth_weight": args.mouth_weight,
+        "lr": args.lr,
         "config": asdict(cfg),
         "steps": step,
         "batch": args.batch,
@@ -167,7 +193,10 @@ def train(args: argparse.Namespace) -> dict:
         "train_size": args.size,
         "metrics": metrics,
         "latent_scale": model.latent_scale.item(),
+        "command": "python -m distill.train_autoencoder " + " ".join(sys.argv[1:]),
     }
+    if history:  # a fine-tune keeps the facts of what it started from
+        facts["stages"] = [*history, {k: v for k, v in facts.items() if k != "stages"}]
     save_autoencoder(model.cpu(), out / f"{args.preset}.safetensors", extra={"training": facts})
     (out / "train_log.json").write_text(json.dumps(log))
     print(json.dumps(facts, indent=1))
@@ -187,6 +216,9 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--workers", type=int, default=1, help="processes rendering the first pool")
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--init", default=None, help="start from this autoencoder checkpoint (.safetensors)")
+    p.add_argument("--decoder-only", action="store_true", help="freeze the encoder (needs --init)")
+    p.add_argument("--mouth-weight", type=float, default=MOUTH_WEIGHT, help="loss weight of mouth pixels")
     train(p.parse_args())
 
 
