@@ -178,7 +178,7 @@ def train(args: argparse.Namespace) -> dict:
         with torch.no_grad():  # latent scale: unit std latents for the diffusion model
             x, _ = pool.batch(64)
             model.latent_scale.fill_(model.encoder(x.to(args.device)).std().item())
-    metrics = {f"{s}px": evaluate(model, s, device=args.device) for s in (128, 256)}
+    metrics = {f"{s}px": evaluate(model, s, clips=args.eval_clips, device=args.device) for s in (128, 256)}
     facts = {
         "preset": args.preset if not args.init else Path(args.init).stem,
         "init": args.init,
@@ -216,6 +216,7 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--workers", type=int, default=1, help="processes rendering the first pool")
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--eval-clips", type=int, default=6, help="held-out clips the final PSNR is measured on")
     p.add_argument("--init", default=None, help="start from this autoencoder checkpoint (.safetensors)")
     p.add_argument("--decoder-only", action="store_true", help="freeze the encoder (needs --init)")
     p.add_argument("--mouth-weight", type=float, default=MOUTH_WEIGHT, help="loss weight of mouth pixels")

@@ -65,3 +65,39 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
         load_autoencoder(path)
     with pytest.raises(CheckpointError, match="missing"):
         load_autoencoder(tmp_path / "absent.safetensors")
+
+
+def _train_args(out, **kw):
+    import argparse
+
+    base = dict(
+        out=str(out), preset="ae-s", minutes=0.03, size=64, batch=2, lr=1e-3, pool=2, refresh_every=1000,
+        device="cpu", workers=1, resume=False, init=None, decoder_only=False, mouth_weight=8.0, eval_clips=1,
+    )  # fmt: skip
+    return argparse.Namespace(**{**base, **kw})
+
+
+def test_a_decoder_only_fine_tune_keeps_the_latent_space_bit_identical(tmp_path):
+    """Every generator checkpoint was trained on the encoder's latents: a decoder fine-tune must not move them."""
+    from distill.train_autoencoder import train
+
+    torch.manual_seed(1)
+    start = FrameAutoencoder(AUTOENCODER_CONFIGS["ae-s"])
+    start.latent_scale.fill_(0.8)
+    init = save_autoencoder(start, tmp_path / "start.safetensors", extra={"training": {"steps": 7}})
+    facts = train(_train_args(tmp_path / "run", init=str(init), decoder_only=True, mouth_weight=24.0))
+    tuned = load_autoencoder(tmp_path / "run" / "ae-s.safetensors")
+    before, after = start.state_dict(), tuned.state_dict()
+    for k in before:
+        if k.startswith("encoder.") or k == "latent_scale":
+            assert torch.equal(before[k], after[k]), k
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
+    assert facts["decoder_only"] and facts["steps"] >= 1
+    assert [s.get("steps") for s in facts["stages"]][0] == 7  # the start's facts are kept
+
+
+def test_decoder_only_without_a_start_is_refused(tmp_path):
+    from distill.train_autoencoder import train
+
+    with pytest.raises(ValueError, match="--decoder-only needs --init"):
+        train(_train_args(tmp_path, decoder_only=True))
