@@ -119,6 +119,16 @@ def truncate(clip: Clip, frames: int) -> Clip:
     return replace(clip, dialogue=d2, render=r2)
 
 
+def clip_scene(seed: int, n_characters: int | None = None) -> dict:
+    """The scene of `make_clip(seed, n_characters)` alone (no dialogue, no render): cheap."""
+    from distill.characters import sample_scene
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(MIN_CHARACTERS, MAX_CHARACTERS + 1)) if n_characters is None else n_characters
+    check_character_count(n)
+    return sample_scene(n, seed=seed)
+
+
 def make_clip(
     seed: int,
     n_characters: int | None = None,
@@ -126,14 +136,11 @@ def make_clip(
     seconds: float = 8.0,
 ) -> Clip:
     """Generate one clip of the world from a seed: a dialogue for 1-4 characters rendered at size x size."""
-    from distill.characters import sample_scene
     from distill.dialogue import synthesize_dialogue
     from distill.render import render_scene
 
-    rng = np.random.default_rng(seed)
-    n = int(rng.integers(MIN_CHARACTERS, MAX_CHARACTERS + 1)) if n_characters is None else n_characters
-    check_character_count(n)
-    scene = sample_scene(n, seed=seed)
+    scene = clip_scene(seed, n_characters)
+    n = len(scene["characters"])
     dialogue = synthesize_dialogue(n, seconds=seconds, seed=seed)
     render = render_scene(scene, dialogue, size=size, seed=seed)
     return Clip(seed=seed, dialogue=dialogue, render=render, scene=scene)

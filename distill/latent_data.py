@@ -15,11 +15,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from distill.clip import make_clip
+from distill.clip import clip_scene, make_clip
+from distill.render import render_plan, standing_plan
 from realtime.audio_features import SILENCE_DB, log_mel
 from realtime.autoencoder import FrameAutoencoder, frames_to_tensor
 from realtime.generator_config import GeneratorConfig
-from realtime.media import MAX_CHARACTERS
+from realtime.media import MAX_CHARACTERS, VIDEO_FPS
 
 MOUTH_TOKEN_WEIGHT = 4.0  # loss weight of tokens covering a mouth: ~3% of tokens carry all of lip sync
 
@@ -62,6 +63,22 @@ def prepare_clip(seed: int, cfg: GeneratorConfig, seconds: float) -> ClipArrays:
     mel = log_mel(audio, cfg.n_mels)[:, : t * cfg.mel_per_frame].numpy().astype(np.float16)
     mouth = mouth_token_weights(clip.render.mouth_boxes, cfg.frame_size, cfg.grid)
     return ClipArrays(seed, clip.render.frames, masks, mel, mouth, n)
+
+
+def prepare_track(seed: int, cfg: GeneratorConfig, frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """The pose track of `make_clip(seed)`: its scene rendered where the choreography puts each character
+    (distill.render.standing_plan: drift, sway, idle bob, faces at rest, nothing from the dialogue).
+    Returns (T, H, W, 3) uint8 frames and (T, K, M, M) float16 router-resolution masks."""
+    scene = clip_scene(seed)
+    n = len(scene["characters"])
+    track = render_plan(scene, standing_plan(scene, frames, VIDEO_FPS), cfg.frame_size)
+    masks = np.zeros((frames, MAX_CHARACTERS, cfg.mask_size, cfg.mask_size), np.float16)
+    masks[:, :n] = F.adaptive_avg_pool2d(torch.from_numpy(track.masks), cfg.mask_size).numpy()
+    return track.frames, masks
+
+
+def _prepare_track(args: tuple[int, GeneratorConfig, int]) -> tuple[int, np.ndarray, np.ndarray]:
+    return (args[0], *prepare_track(*args))
 
 
 def _worker_init() -> None:
@@ -107,6 +124,26 @@ class LatentPool:
             for c in pool.imap_unordered(_prepare, jobs, chunksize=2):
                 self.add(c)
 
+    @torch.no_grad()
+    def add_tracks(self, workers: int = 1) -> None:
+        """Render and encode every clip's pose track (after finalize/load): `sequence(ref_track=True)`
+        then takes each run's reference from it."""
+        t = self.z.shape[1]
+        jobs = [(s, self.cfg, t) for s in self.seeds]
+        if workers <= 1:
+            done = map(_prepare_track, jobs)
+            made = {s: (f, m) for s, f, m in done}
+        else:
+            with mp.get_context("fork").Pool(workers, initializer=_worker_init) as pool:
+                made = {s: (f, m) for s, f, m in pool.imap_unordered(_prepare_track, jobs, chunksize=2)}
+        zs, ms = [], []
+        for s in self.seeds:
+            frames, masks = made[s]
+            x = frames_to_tensor(frames, self.device)
+            zs.append(torch.cat([self.ae.encode(x[i : i + 64]) for i in range(0, len(x), 64)]).half())
+            ms.append(torch.from_numpy(masks).to(self.device))
+        self.track_z, self.track_m = torch.stack(zs), torch.stack(ms)  # (N, T, C, h, w), (N, T, K, M, M)
+
     def finalize(self) -> None:
         """Stack the pool into single tensors (every clip has the same length) for vectorised batches."""
         cfg = self.cfg
@@ -120,14 +157,18 @@ class LatentPool:
 
     def save(self, path: str | Path) -> None:
         """Write the finalized pool (so several runs share one rendering)."""
-        keys = ("z", "m", "w", "mel_padded")
-        torch.save({"seeds": self.seeds, **{k: getattr(self, k).cpu() for k in keys}}, path)
+        keys = ("z", "m", "w", "mel_padded", "track_z", "track_m")
+        torch.save(
+            {"seeds": self.seeds, **{k: getattr(self, k).cpu() for k in keys if hasattr(self, k)}}, path
+        )
 
     def load(self, path: str | Path) -> None:
         """Read a pool written by `save` (made with the same config and autoencoder)."""
         state = torch.load(path, map_location=self.device)
         self.seeds = list(state["seeds"])
         self.z, self.m, self.w, self.mel_padded = (state[k] for k in ("z", "m", "w", "mel_padded"))
+        if "track_z" in state:
+            self.track_z, self.track_m = state["track_z"], state["track_m"]
 
     def batch(self, size: int, context_chunks: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         """A batch of `size` chunks, each with `context_chunks` clean chunks before it."""
@@ -169,6 +210,7 @@ class LatentPool:
         rng: np.random.Generator,
         from_start: bool = False,
         ref_near: int = 0,
+        ref_track: int = -1,
     ) -> dict[str, torch.Tensor]:
         """`chunks` consecutive chunks per sample (for rollouts) after `context_chunks` clean ones.
 
@@ -177,6 +219,9 @@ class LatentPool:
         the clip's first frame. A reference-only student cannot know where the world's random drift took
         a character since frame 0; trained on far-away chunks it learns the blurred average pose. A near
         reference teaches what it will be asked: this pose, this character, mouth from the audio.
+        ref_track >= 0: with no context, the reference is the clip's pose track (add_tracks) at 0 to
+        `ref_track` frames before the run: the character exactly where it stands, face at rest. What is
+        left to generate is the face the audio makes, so nothing is blurred over poses it cannot know.
         Per-chunk entries gain a chunk axis after the batch: x0 (B, R, C, c, h, w), mel (B, R, S, C, win,
         mels), masks (B, R, C, K, M, M), mouth (B, R, C*F).
         """
@@ -197,7 +242,13 @@ class LatentPool:
             start = torch.from_numpy(rng.integers(tc, t - span + 1, size)).to(dev)
         frames = start[:, None] + torch.arange(span, device=dev)  # (B, R*C)
         ref = torch.zeros(size, dtype=torch.long, device=dev)
-        if ref_near > 0 and tc == 0 and not from_start:
+        ref_z, ref_m = self.z, self.m
+        if ref_track >= 0 and tc == 0:
+            if not hasattr(self, "track_z"):
+                raise ValueError("ref_track needs the pool's pose tracks: call add_tracks() first")
+            back = torch.from_numpy(rng.integers(0, ref_track + 1, size)).to(dev)
+            ref, ref_z, ref_m = (start - back).clamp_min(0), self.track_z, self.track_m
+        elif ref_near > 0 and tc == 0 and not from_start:
             back = torch.from_numpy(rng.integers(1, ref_near + 1, size)).to(dev)
             ref = (start - back).clamp_min(0)
         ctx = start[:, None] + torch.arange(-tc, 0, device=dev)
@@ -212,11 +263,11 @@ class LatentPool:
         mel = mel.unflatten(2, (chunks, c)).transpose(1, 2)  # (B, R, S, C, win, mels)
         return {
             "x0": self.z[i[:, None], frames].float().unflatten(1, (chunks, c)),
-            "ref": self.z[i, ref].float(),
+            "ref": ref_z[i, ref].float(),
             "ctx": self.z[i[:, None], ctx].float(),
             "mel": mel.float(),
             "bind": bind,
-            "ref_masks": self.m[i, ref].float(),
+            "ref_masks": ref_m[i, ref].float(),
             "masks": self.m[i[:, None], frames].float().unflatten(1, (chunks, c)),
             "mouth": self.w[i[:, None], frames].float().unflatten(1, (chunks, c)).flatten(2),
         }

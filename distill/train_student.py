@@ -203,6 +203,10 @@ def train(args: argparse.Namespace) -> dict:
         pool.finalize()
         if args.pool:
             pool.save(args.pool)
+    if args.ref_track >= 0 and not hasattr(pool, "track_z"):
+        pool.add_tracks(args.workers)
+        if args.pool:
+            pool.save(args.pool)  # the tracks are rendered once and kept with the pool
     print(f"pool: {len(pool)} clips ready in {time.perf_counter() - t0:.0f} s", flush=True)
 
     budget = args.minutes * 60
@@ -214,7 +218,13 @@ def train(args: argparse.Namespace) -> dict:
             g["lr"] = lr * g["scale"]
         from_start = bool(rng.random() < args.start_prob)
         seq = pool.sequence(
-            args.batch, args.rollout, window, rng, from_start=from_start, ref_near=args.ref_near
+            args.batch,
+            args.rollout,
+            window,
+            rng,
+            from_start=from_start,
+            ref_near=args.ref_near,
+            ref_track=args.ref_track,
         )
         opt.zero_grad(set_to_none=True)
         per_chunk = rollout_losses(
@@ -281,6 +291,7 @@ def train(args: argparse.Namespace) -> dict:
         "stream_window_chunks": window,
         "router_prior": cfg.router_prior,
         "ref_near": args.ref_near,
+        "ref_track": args.ref_track,
         "listener_weight": args.listener_weight,
         "isolation_weight": args.isolation_weight,
     }
@@ -343,6 +354,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=int,
         default=0,
         help="with --window 0: the reference is one of this many frames before the chunk (0: frame 0)",
+    )
+    p.add_argument(
+        "--ref-track",
+        type=int,
+        default=-1,
+        help="with --window 0: the reference is the clip's pose track (standing choreography, faces at "
+        "rest) 0 to this many frames before the chunk; -1: off",
     )
     p.add_argument(
         "--router-prior",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from distill.latent_data import LatentPool
@@ -41,6 +42,40 @@ def test_without_ref_near_or_with_context_the_reference_is_the_first_frame() -> 
     assert (pool.sequence(32, 1, 0, rng)["ref"] == 0).all()
     assert (pool.sequence(32, 1, 2, rng, ref_near=5)["ref"] == 0).all()  # a session's reference is frame 0
     assert (pool.sequence(32, 1, 0, rng, from_start=True, ref_near=5)["ref"] == 0).all()
+
+
+def test_a_tracked_run_takes_its_reference_from_the_pose_track_at_its_own_time() -> None:
+    """--ref-track: the reference is the standing render 0..k frames before the run, not a real frame."""
+    pool, rng = _pool(), np.random.default_rng(2)
+    with pytest.raises(ValueError, match="add_tracks"):
+        pool.sequence(4, 1, 0, rng, ref_track=2)
+    pool.track_z = -1.0 - pool.z.float()  # the track's frame t holds -1 - t: told apart from real frames
+    pool.track_m = -1.0 - pool.m
+    seq = pool.sequence(64, 1, 0, rng, ref_track=2)
+    start = seq["x0"][:, 0, 0, 0, 0, 0]
+    ref = -1.0 - seq["ref"][:, 0, 0, 0]  # < 0 would mean a real frame was taken
+    back = start - ref
+    assert (ref >= 0).all() and ((back >= 0) & (back <= 2) | (ref == 0)).all() and back.max() == 2
+    torch.testing.assert_close(-1.0 - seq["ref_masks"][:, 0, 0, 0], ref)
+    assert (pool.sequence(8, 1, 2, rng, ref_track=2)["ref"] == 0).all()  # with context: a session's frame 0
+
+
+def test_pose_tracks_are_the_scenes_standing_choreography() -> None:
+    """prepare_track renders make_clip's own scene where standing_plan puts it: masks match the clip's."""
+    from distill.clip import make_clip
+    from distill.latent_data import prepare_track
+
+    cfg = GENERATOR_CONFIGS["toon-s"]
+    frames, masks = prepare_track(7, cfg, 10)
+    clip = make_clip(7, size=cfg.frame_size, seconds=0.4)
+    n = clip.n_characters
+    assert frames.shape == (10, cfg.frame_size, cfg.frame_size, 3) and masks.shape[1] == MAX_CHARACTERS
+    assert not masks[:, n:].any()
+    true = torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(clip.render.masks), cfg.mask_size)
+    iou = ((masks[:, :n] > 0.5) & (true.numpy() > 0.5)).sum() / (
+        (masks[:, :n] > 0.5) | (true.numpy() > 0.5)
+    ).sum()
+    assert iou > 0.9
 
 
 def test_listener_mouths_are_the_mouth_tokens_of_silent_streams_characters() -> None:
