@@ -48,6 +48,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "distill.harness:add_eval_arguments",
         "distill.harness:eval_command",
     ),
+    "bench harness": (
+        "what the evaluation harness itself loses: mouth tracker error, and the truth's scores read at true "
+        "and tracked mouths, raw and through the autoencoder",
+        "distill.bench_harness:add_arguments",
+        "distill.bench_harness:bench_command",
+    ),
     "model eval": (
         "generate held-out world dialogues with a generator checkpoint and score them",
         "distill.eval_generator:add_arguments",
