@@ -27,7 +27,7 @@ from realtime.router import MaskRefiner
 MEL_PER_FRAME = FRAME_MS // 10  # mel frames (10 ms hop) per video frame
 NOISE_BANK = 16  # noises a reference-only 1-step session draws each chunk's from
 POSE_LAG = 1  # with a pose track, chunk j comes from its pose at frame j * chunk_frames - POSE_LAG: the
-# student was trained from references 1-25 frames before its chunk (bya train student --ref-near)
+# student was trained from pose-track references 0-2 frames before its chunk (bya train student --ref-track)
 PRIME_BATCH = 8  # bank entries per denoiser call while priming
 
 
