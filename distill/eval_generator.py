@@ -19,7 +19,7 @@ import torch
 from distill.clip import make_clip, truncate
 from distill.harness import evaluate
 from distill.mouth_reader import load_reader
-from distill.render import render_plan, standing_plan
+from distill.render import render_standing
 from distill.shards import ensure_writable_dir
 from realtime.autoencoder import load_autoencoder, roundtrip
 from realtime.binding import add_isolation_argument
@@ -100,9 +100,7 @@ def evaluate_checkpoint(
         clip = make_clip(seed, n_characters=n, size=model.cfg.frame_size, seconds=seconds)
         poses = None
         if track:
-            standing = render_plan(
-                clip.scene, standing_plan(clip.scene, clip.n_frames, clip.dialogue.fps), clip.size
-            )
+            standing = render_standing(clip.scene, clip.n_frames, clip.size, fps=clip.dialogue.fps)
             poses = (standing.frames, standing.masks)
         out = generate(
             model,

@@ -16,11 +16,11 @@ import torch
 import torch.nn.functional as F
 
 from distill.clip import clip_scene, make_clip
-from distill.render import render_plan, standing_plan
+from distill.render import render_standing
 from realtime.audio_features import SILENCE_DB, log_mel
 from realtime.autoencoder import FrameAutoencoder, frames_to_tensor
 from realtime.generator_config import GeneratorConfig
-from realtime.media import MAX_CHARACTERS, VIDEO_FPS
+from realtime.media import MAX_CHARACTERS
 
 MOUTH_TOKEN_WEIGHT = 4.0  # loss weight of tokens covering a mouth: ~3% of tokens carry all of lip sync
 
@@ -71,7 +71,7 @@ def prepare_track(seed: int, cfg: GeneratorConfig, frames: int) -> tuple[np.ndar
     Returns (T, H, W, 3) uint8 frames and (T, K, M, M) float16 router-resolution masks."""
     scene = clip_scene(seed)
     n = len(scene["characters"])
-    track = render_plan(scene, standing_plan(scene, frames, VIDEO_FPS), cfg.frame_size)
+    track = render_standing(scene, frames, cfg.frame_size)
     masks = np.zeros((frames, MAX_CHARACTERS, cfg.mask_size, cfg.mask_size), np.float16)
     masks[:, :n] = F.adaptive_avg_pool2d(torch.from_numpy(track.masks), cfg.mask_size).numpy()
     return track.frames, masks
@@ -104,10 +104,13 @@ class LatentPool:
         return len(self.seeds)  # clips added; still right after finalize() moves them into stacked tensors
 
     @torch.no_grad()
+    def _encode(self, frames: np.ndarray) -> torch.Tensor:
+        """(T, H, W, 3) uint8 frames -> (T, C, h, w) float16 latents, 64 frames at a time."""
+        x = frames_to_tensor(frames, self.device)
+        return torch.cat([self.ae.encode(x[i : i + 64]) for i in range(0, len(x), 64)]).half()
+
     def add(self, c: ClipArrays) -> None:
-        x = frames_to_tensor(c.frames, self.device)
-        z = torch.cat([self.ae.encode(x[i : i + 64]) for i in range(0, len(x), 64)])
-        self.latents.append(z.half())
+        self.latents.append(self._encode(c.frames))
         self.masks.append(torch.from_numpy(c.masks).to(self.device))
         self.mel.append(torch.from_numpy(c.mel).to(self.device))
         self.mouth.append(torch.from_numpy(c.mouth).to(self.device))
@@ -124,23 +127,20 @@ class LatentPool:
             for c in pool.imap_unordered(_prepare, jobs, chunksize=2):
                 self.add(c)
 
-    @torch.no_grad()
     def add_tracks(self, workers: int = 1) -> None:
-        """Render and encode every clip's pose track (after finalize/load): `sequence(ref_track=True)`
+        """Render and encode every clip's pose track (after finalize/load): `sequence(ref_track=k)`
         then takes each run's reference from it."""
-        t = self.z.shape[1]
-        jobs = [(s, self.cfg, t) for s in self.seeds]
+        jobs = [(s, self.cfg, self.z.shape[1]) for s in self.seeds]
         if workers <= 1:
-            done = map(_prepare_track, jobs)
-            made = {s: (f, m) for s, f, m in done}
+            done = [_prepare_track(j) for j in jobs]
         else:
             with mp.get_context("fork").Pool(workers, initializer=_worker_init) as pool:
-                made = {s: (f, m) for s, f, m in pool.imap_unordered(_prepare_track, jobs, chunksize=2)}
+                done = list(pool.imap_unordered(_prepare_track, jobs, chunksize=2))
+        made = {s: (f, m) for s, f, m in done}
         zs, ms = [], []
         for s in self.seeds:
             frames, masks = made[s]
-            x = frames_to_tensor(frames, self.device)
-            zs.append(torch.cat([self.ae.encode(x[i : i + 64]) for i in range(0, len(x), 64)]).half())
+            zs.append(self._encode(frames))
             ms.append(torch.from_numpy(masks).to(self.device))
         self.track_z, self.track_m = torch.stack(zs), torch.stack(ms)  # (N, T, C, h, w), (N, T, K, M, M)
 

@@ -22,7 +22,7 @@ from distill.clip import DialogueTrack, SceneRender
 from distill.motion import MotionPlan, idle_gaze, plan_motion, standing_xy, sway_tilt
 from distill.sdf import coverage
 from realtime.errors import FrameSizeError, SceneError
-from realtime.media import SUPPORTED_FRAME_SIZES
+from realtime.media import SUPPORTED_FRAME_SIZES, VIDEO_FPS
 
 CHUNK_ELEMENTS = 400_000  # crop pixels x frames per drawing pass: big enough to amortise torch's overhead
 # Torch threads while rendering. Many small elementwise ops stall whenever a sibling thread is
@@ -236,6 +236,14 @@ def standing_plan(scene: dict, n_frames: int, fps: int, first: int = 0) -> Motio
         viseme=rest.astype(np.int8),
         energy=rest,
     )
+
+
+def render_standing(
+    scene: dict, n_frames: int, size: int, first: int = 0, fps: int = VIDEO_FPS
+) -> SceneRender:
+    """A scene's pose track: frames first .. first + n_frames - 1 of its standing choreography
+    (standing_plan) rendered, faces at rest. What `--track`, `--motion` and `--ref-track` give a generator."""
+    return render_plan(scene, standing_plan(scene, n_frames, fps, first), size)
 
 
 def render_plan(scene: dict, plan: MotionPlan, size: int) -> SceneRender:

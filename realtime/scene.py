@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from realtime.compositor import Region
 from realtime.errors import SceneError
-from realtime.media import DEFAULT_FRAME_SIZE, MAX_CHARACTERS, MIN_CHARACTERS, SAMPLES_PER_FRAME, VIDEO_FPS
+from realtime.media import DEFAULT_FRAME_SIZE, MAX_CHARACTERS, MIN_CHARACTERS, SAMPLES_PER_FRAME
 
 BUNDLED_SCENES = Path(__file__).parent / "scenes"  # `--scene NAME` finds NAME.json here
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -86,15 +86,13 @@ class Scene:
         """The scene at frame `frame` (from 0, at VIDEO_FPS) of its choreography, every face at rest:
         (S, S, 3) uint8 frame and (N, S, S) masks, what a session is re-posed with (StreamingGenerator.
         reposition). Nothing in it depends on what is said."""
-        from distill.render import render_plan, standing_plan
+        from distill.render import render_standing
 
         if self.description is None:
             raise SceneError("a photo scene has no choreography: its characters stay where they are")
         if frame < 0:
             raise ValueError(f"frame must be >= 0, got {frame}")
-        r = render_plan(
-            self.description, standing_plan(self.description, 1, VIDEO_FPS, first=frame), self.size
-        )
+        r = render_standing(self.description, 1, self.size, first=frame)
         return r.frames[0], r.masks[0]
 
     def canvas_boxes(self) -> np.ndarray:
