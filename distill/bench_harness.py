@@ -51,6 +51,7 @@ def measure(autoencoder: str, seeds, characters, seconds: float) -> dict:
                 {
                     "seed": seed,
                     "lip_sync_r": rep["lip_sync"]["r_mean"],
+                    "mouth_motion": rep["lip_sync"]["mouth_motion_mean"],
                     "auc_own": rep["binding"]["auc_own_mean"],
                     "auc_other": rep["binding"]["auc_other_mean"],
                 }
@@ -63,7 +64,7 @@ def measure(autoencoder: str, seeds, characters, seconds: float) -> dict:
     summary = {
         name: {
             k: float(np.nanmean([row[k] for row in rows], dtype=np.float64))
-            for k in ("lip_sync_r", "auc_own", "auc_other")
+            for k in ("lip_sync_r", "mouth_motion", "auc_own", "auc_other")
         }
         for name, rows in per.items()
     }
@@ -85,9 +86,14 @@ def measure(autoencoder: str, seeds, characters, seconds: float) -> dict:
 
 
 def table(rep: dict) -> str:
-    lines = ["| frames, mouths read at | lip-sync r | AUC own | AUC other |", "|---|---:|---:|---:|"]
+    lines = [
+        "| frames, mouths read at | lip-sync r | mouth motion | AUC own | AUC other |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for name, s in rep["summary"].items():
-        lines.append(f"| {name} | {s['lip_sync_r']:.3f} | {s['auc_own']:.3f} | {s['auc_other']:.3f} |")
+        lines.append(
+            f"| {name} | {s['lip_sync_r']:.3f} | {s['mouth_motion']:.3f} | {s['auc_own']:.3f} | {s['auc_other']:.3f} |"
+        )
     t = rep["tracker"]
     lines.append(
         f"\ntracker error on visible mouths: median {t['median_error_px']:.2f} px, p95 {t['p95_error_px']:.2f} px;"

@@ -47,6 +47,7 @@ def _row(rep: dict) -> dict:
         "lip_sync_r_mean": ls["r_mean"],
         "lip_sync_r_min_speaking": min(speaking) if speaking else None,
         "offset_frames": ls["offset_frames"],
+        "mouth_motion": ls.get("mouth_motion_mean"),
         "auc_own": b["auc_own_mean"],
         "auc_other": b["auc_other_mean"],
         "leak_ratio": b.get("leak_ratio_pooled"),
@@ -236,12 +237,12 @@ def eval_model_command(args: argparse.Namespace) -> int:
     out.write_text(json.dumps(rep, indent=1, allow_nan=True))
     out.with_suffix(".md").write_text(markdown_table(rep))
     print(
-        f"{'seed':>5} {'N':>2} {'r':>6} {'off':>4} {'AUCown':>7} {'AUCoth':>7} {'IoU':>6} {'IoUref':>6} {'IoUheld':>7} {'bgPSNR':>7}"
+        f"{'seed':>5} {'N':>2} {'r':>6} {'off':>4} {'motion':>6} {'AUCown':>7} {'AUCoth':>7} {'IoU':>6} {'IoUref':>6} {'IoUheld':>7} {'bgPSNR':>7}"
     )
     for r in rep["clips"]:
         print(
             f"{r['seed']:>5} {r['characters']:>2} {_f(r['lip_sync_r_mean'])} {r['offset_frames']!s:>4} "
-            f"{_f(r['auc_own'], 7)} {_f(r['auc_other'], 7)} {_f(r['mask_iou'])} {_f(r['mask_iou_refined'])} "
+            f"{_f(r['mouth_motion'])} {_f(r['auc_own'], 7)} {_f(r['auc_other'], 7)} {_f(r['mask_iou'])} {_f(r['mask_iou_refined'])} "
             f"{_f(r['mask_iou_reference_held'], 7)} {_f(r['background_psnr_db'], 7)}"
         )
     print(
@@ -262,6 +263,7 @@ def markdown_table(rep: dict) -> str:
         ("characters", "N"),
         ("lip_sync_r_mean", "lip-sync r"),
         ("offset_frames", "offset"),
+        ("mouth_motion", "mouth motion"),
         ("auc_own", "AUC own"),
         ("auc_other", "AUC other"),
         ("leak_ratio", "leak"),

@@ -30,6 +30,7 @@ from distill.metrics import (
     mask_flicker,
     mask_iou,
     mouth_activity,
+    mouth_motion,
     pooled_leak_ratio,
     wrong_person_rate,
 )
@@ -150,6 +151,7 @@ def evaluate(
     read = reader.read(frames, boxes)  # (N, T)
     visible = mouth_visibility(r.masks, r.mouth_boxes) >= VISIBLE_MIN  # occluded mouths carry no signal
     sync = lip_sync(read, d.openness, max_lag=max_lag, valid=visible)
+    motion = mouth_motion(read, d.openness, valid=visible)
     activity = mouth_activity(read)
     binding = binding_auc(activity, d.active, valid=visible)
     leaks = leak_ratio(activity, d.active, valid=visible)
@@ -185,6 +187,7 @@ def evaluate(
             "offset_frames": s["offset"],
             "r_at_offset": s["r_at_offset"],
             "lip_sync_reason": s["reason"],
+            "mouth_motion": motion[i],
             "visible_frames": s["valid_frames"],
             "speaking_frames": int(d.active[i].sum()),
             **b,
@@ -218,6 +221,7 @@ def evaluate(
             "offset_frames": sync["offset"],
             "offset_ms": None if sync["offset"] is None else sync["offset"] * 1000.0 / d.fps,
             "r_at_offset": sync["r_at_offset"],
+            "mouth_motion_mean": _nanmean(motion),
             "max_lag_frames": max_lag,
             "sign": "positive offset = video lags audio",
             "mouth_boxes": mouths,
@@ -306,7 +310,7 @@ def save_plot(report: dict, clip: Clip, path: str | os.PathLike, masks: np.ndarr
 
 
 def _fmt(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.2f}"
+    return "n/a" if x is None or math.isnan(x) else f"{x:.2f}"
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -385,7 +389,8 @@ def summary_lines(report: dict) -> list[str]:
     """A few human-readable lines of the headline figures."""
     ls, b, bg = report["lip_sync"], report["binding"], report["background"]
     lines = [
-        f"lip sync: r {_fmt(ls['r_mean'])}, offset {ls['offset_frames']} frames ({ls['sign']})",
+        f"lip sync: r {_fmt(ls['r_mean'])}, offset {ls['offset_frames']} frames ({ls['sign']}), "
+        f"mouth motion {_fmt(ls.get('mouth_motion_mean'))} of the truth's",
         f"binding: AUC own {_fmt(b['auc_own_mean'])}, other {_fmt(b['auc_other_mean'])}, "
         f"wrong person {_fmt(b['wrong_person_rate'])} of {b['single_speaker_frames']} single-speaker frames",
         f"background: PSNR {_fmt(bg['psnr_db'])} dB, SSIM {_fmt(bg['ssim'])}; "

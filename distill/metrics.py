@@ -127,6 +127,28 @@ def lip_sync(
     }
 
 
+def mouth_motion(pred: np.ndarray, true: np.ndarray, valid: np.ndarray | None = None) -> list[float | None]:
+    """Per character, how far the read mouth moves against how far the true one does: std(read) /
+    std(true) over the valid frames (None where the true mouth never moves there).
+
+    Correlation is blind to scale: a mouth that only twitches in time with the speech scores a high r
+    while nobody watching sees it talk. This ratio says how much of the motion is there (about 1 for
+    the ground truth read back, near 0 for a mouth that stays shut).
+    """
+    pred = np.asarray(pred, dtype=np.float64)
+    true = np.asarray(true, dtype=np.float64)
+    if pred.shape != true.shape or pred.ndim != 2:
+        raise ValueError(
+            f"mouth_motion needs two (N, T) arrays of one shape, got {pred.shape} and {true.shape}"
+        )
+    ok = _valid_flags(valid, pred.shape, "mouth_motion") & np.isfinite(pred) & np.isfinite(true)
+    out: list[float | None] = []
+    for i in range(pred.shape[0]):
+        t, p = true[i][ok[i]], pred[i][ok[i]]
+        out.append(float(p.std() / t.std()) if len(t) > 1 and t.std() > 1e-6 else None)
+    return out
+
+
 # ----------------------------------------------------------------------------- binding
 
 

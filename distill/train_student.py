@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from distill.latent_data import LatentPool
+from distill.latent_data import MOUTH_TOKEN_WEIGHT, LatentPool
 from distill.shards import clip_seed
 from distill.train_teacher import (
     LOSS_WEIGHTS,
@@ -71,6 +71,21 @@ def listener_mouths(cfg, seq: dict[str, torch.Tensor], r: int, mouth: torch.Tens
     return listener_tokens(cfg, seq, r) * (mouth > 1).float()
 
 
+def token_loss_weights(
+    cfg, seq: dict[str, torch.Tensor], r: int, mouth_weight: float | None, listener_weight: float
+) -> torch.Tensor:
+    """(B, C*F) flow-loss weight per token of chunk r: `mouth_weight` on mouths (None: the pool's
+    MOUTH_TOKEN_WEIGHT), times `listener_weight` on the mouths of characters whose stream is silent,
+    1 elsewhere."""
+    pool_w = seq["mouth"][:, r]  # MOUTH_TOKEN_WEIGHT on mouths, 1 elsewhere
+    w = pool_w
+    if mouth_weight is not None:
+        w = torch.where(pool_w > 1, torch.full_like(pool_w, mouth_weight), torch.ones_like(pool_w))
+    if listener_weight != 1.0:
+        w = w * (1.0 + (listener_weight - 1.0) * listener_mouths(cfg, seq, r, pool_w))
+    return w
+
+
 def isolation_loss(
     model: Generator,
     noise: torch.Tensor,
@@ -101,6 +116,7 @@ def rollout_losses(
     window: int,
     listener_weight: float = 1.0,
     isolation_weight: float = 0.0,
+    mouth_weight: float | None = None,
 ) -> list[dict[str, torch.Tensor]]:
     """Generate the run's chunks one by one from the student's own context; backprop each chunk's loss."""
     c, w = model.cfg.chunk_frames, window
@@ -128,9 +144,7 @@ def rollout_losses(
         target = x0 if method == "regress" else teacher_sample(teacher, noise, args, teacher_steps)
         err = (pred.float() - target).pow(2)
         tok = model.patchify(err).mean(-1)
-        mouth = seq["mouth"][:, r]
-        if listener_weight != 1.0:
-            mouth = mouth * (1.0 + (listener_weight - 1.0) * listener_mouths(model.cfg, seq, r, mouth))
+        mouth = token_loss_weights(model.cfg, seq, r, mouth_weight, listener_weight)
         losses = {"flow": (tok * mouth).sum() / mouth.sum()}
         if method == "teacher":  # how far the 1-step sample is from the data, comparable across methods
             losses["data_err"] = (
@@ -155,6 +169,8 @@ def train(args: argparse.Namespace) -> dict:
         raise BYAError(f"--method must be one of {', '.join(METHODS)}, got {args.method!r}")
     if args.minutes <= 0 or args.batch < 1 or args.clips < 1 or args.rollout < 1:
         raise BYAError("--minutes, --batch, --clips and --rollout must be positive")
+    if args.mouth_weight is not None and not args.mouth_weight >= 1.0:
+        raise BYAError(f"--mouth-weight must be at least 1, got {args.mouth_weight}")
     if args.window is not None and args.window < 0:
         raise BYAError(f"--window must be >= 0, got {args.window}")
     torch.manual_seed(args.seed)
@@ -238,6 +254,7 @@ def train(args: argparse.Namespace) -> dict:
             window,
             args.listener_weight,
             args.isolation_weight,
+            args.mouth_weight,
         )
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -294,6 +311,7 @@ def train(args: argparse.Namespace) -> dict:
         "ref_track": args.ref_track,
         "listener_weight": args.listener_weight,
         "isolation_weight": args.isolation_weight,
+        "mouth_weight": args.mouth_weight if args.mouth_weight is not None else MOUTH_TOKEN_WEIGHT,
     }
     save_generator(ema.cpu(), out / "student.safetensors", extra={"training": facts})
     (out / "train_log.json").write_text(json.dumps(log))
@@ -341,6 +359,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=1.0,
         help="extra loss weight on the mouths of characters whose stream is silent (a listener's mouth "
         "moving with another voice is the binding failure users see)",
+    )
+    p.add_argument(
+        "--mouth-weight",
+        type=float,
+        default=None,
+        help=f"loss weight of tokens covering a mouth (default: the pool's, {MOUTH_TOKEN_WEIGHT:g}); "
+        "the mouths are ~3%% of tokens and all of lip sync",
     )
     p.add_argument(
         "--isolation-weight",

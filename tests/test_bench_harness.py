@@ -12,6 +12,7 @@ def test_the_truth_read_where_the_tracker_puts_it_scores_like_the_truth() -> Non
     assert s["truth, truth boxes"]["lip_sync_r"] > 0.9  # the reader reads true mouths
     assert s["truth, tracked"]["lip_sync_r"] > s["truth, truth boxes"]["lip_sync_r"] - 0.1
     assert s["truth via AE, truth boxes"]["lip_sync_r"] < s["truth, truth boxes"]["lip_sync_r"]
+    assert 0.7 < s["truth, truth boxes"]["mouth_motion"] < 1.3  # the truth read back moves like the truth
     assert rep["tracker"]["median_error_px"] < 2.0
     assert "| truth, tracked |" in table(rep)
 

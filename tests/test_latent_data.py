@@ -103,3 +103,43 @@ def test_listener_mouths_are_the_mouth_tokens_of_silent_streams_characters() -> 
     seq["bind"] = bind[:, :, [1, 0, 2, 3]]  # stream 0 now drives character 1: character 0 listens
     w = listener_mouths(CFG, seq, 0, mouth)
     assert (w[:, 0] == 1).all() and (w[:, g - 1] == 0).all()
+
+
+def test_mouth_weight_replaces_the_pools_and_listener_weight_multiplies_it() -> None:
+    from distill.latent_data import MOUTH_TOKEN_WEIGHT
+    from distill.train_student import token_loss_weights
+    from realtime.audio_features import SILENCE_DB
+
+    pool, rng = _pool(), np.random.default_rng(3)
+    seq = pool.sequence(2, 1, 0, rng)
+    g = CFG.grid
+    masks = torch.zeros_like(seq["masks"])
+    half = CFG.mask_size // 2
+    masks[..., 0, :, :half] = 1.0
+    masks[..., 1, :, half:] = 1.0
+    mel = torch.full_like(seq["mel"], SILENCE_DB)
+    mel[:, :, 0] = 0.0  # stream 0 (character 0) speaks, character 1 listens
+    bind = torch.eye(MAX_CHARACTERS).expand(2, -1, -1).clone()
+    mouth = torch.ones(2, 1, CFG.chunk_frames * g * g)
+    mouth[:, :, 0] = MOUTH_TOKEN_WEIGHT  # the speaker's mouth (left)
+    mouth[:, :, g - 1] = MOUTH_TOKEN_WEIGHT  # the listener's mouth (right)
+    seq = dict(seq, masks=masks, mel=mel, bind=bind, mouth=mouth)
+    w = token_loss_weights(CFG, seq, 0, None, 1.0)
+    assert torch.equal(w, mouth[:, 0])  # default: the pool's weights untouched
+    w = token_loss_weights(CFG, seq, 0, 12.0, 3.0)
+    assert (w[:, 0] == 12.0).all() and (w[:, g - 1] == 36.0).all()
+    assert w.sum() == 2 * (12.0 + 36.0 + w.shape[1] - 2)  # every other token keeps weight 1
+    w = token_loss_weights(CFG, seq, 0, 1.0, 3.0)  # mouths at weight 1: listeners' still found
+    assert (w[:, 0] == 1.0).all() and (w[:, g - 1] == 3.0).all()
+
+
+def test_a_mouth_weight_below_one_is_refused() -> None:
+    import argparse
+
+    from distill.train_student import add_arguments, train
+    from realtime.errors import BYAError
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    with pytest.raises(BYAError, match="--mouth-weight"):
+        train(p.parse_args(["--mouth-weight", "0.5", "--out", "/tmp/unused_bya_student"]))

@@ -192,3 +192,21 @@ def test_leak_ratio_sizes_what_auc_other_only_ranks() -> None:
     assert M.pooled_leak_ratio(still, active, guard=2) < 0.01  # ...pooled, it weighs what it moves
     with pytest.raises(ValueError, match="leak_ratio"):
         M.leak_ratio(good, active[:, :10])
+
+
+def test_mouth_motion_sees_the_scale_that_correlation_ignores() -> None:
+    rng = np.random.default_rng(4)
+    true = rng.random((3, 100))
+    pred = np.stack([true[0], 0.05 * true[1] + 0.3, np.full(100, 0.2)])
+    assert M.pearson(pred[1], true[1]) == pytest.approx(1.0)  # r cannot tell a twitch from speech
+    motion = M.mouth_motion(pred, true)
+    assert motion[0] == pytest.approx(1.0)
+    assert motion[1] == pytest.approx(0.05)
+    assert motion[2] == pytest.approx(0.0)
+    valid = np.ones((3, 100), bool)
+    valid[0, 50:] = False
+    pred[0, 50:] = 10.0  # hidden frames are not scored
+    assert M.mouth_motion(pred, true, valid)[0] == pytest.approx(1.0)
+    assert M.mouth_motion(pred, np.zeros((3, 100)))[0] is None  # a mouth that never moves: no ratio
+    with pytest.raises(ValueError, match="one shape"):
+        M.mouth_motion(pred, true[:2])
