@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from distill.latent_data import MOUTH_TOKEN_WEIGHT, LatentPool
+from distill.mouth_critic import Adversary, MouthCritic, critic_loss, mouth_tokens, student_adv_loss
 from distill.shards import clip_seed
 from distill.train_teacher import (
     LOSS_WEIGHTS,
@@ -117,6 +118,7 @@ def rollout_losses(
     listener_weight: float = 1.0,
     isolation_weight: float = 0.0,
     mouth_weight: float | None = None,
+    adversary: Adversary | None = None,
 ) -> list[dict[str, torch.Tensor]]:
     """Generate the run's chunks one by one from the student's own context; backprop each chunk's loss."""
     c, w = model.cfg.chunk_frames, window
@@ -157,7 +159,20 @@ def rollout_losses(
                 model, noise, t1, args, pred, listener_tokens(model.cfg, seq, r)
             )
             losses["total"] = losses["total"] + isolation_weight * losses["isolation"]
+        found = None if adversary is None else mouth_tokens(model, seq, r, base)
+        if found is not None:
+            idx, ref_p, aud = found
+            fake = model.patchify(model.from_target(pred.float(), base))[idx[:, 0], idx[:, 1]]
+            real = model.patchify(seq["x0"][:, r])[idx[:, 0], idx[:, 1]]
+            if adversary.live:
+                losses["adv"] = student_adv_loss(adversary.critic, fake, ref_p, aud)
+                losses["total"] = losses["total"] + adversary.weight * losses["adv"]
         losses["total"].backward()
+        if found is not None:  # the critic's own step, after the student's gradients are taken
+            adversary.opt.zero_grad(set_to_none=True)
+            losses["critic"] = critic_loss(adversary.critic, real, fake, ref_p, aud)
+            losses["critic"].backward()
+            adversary.opt.step()
         out_losses.append({k: v.detach() for k, v in losses.items()})
         made = model.from_target(pred.detach(), base)  # the student's own chunk becomes context
         ctx = torch.cat((ctx, made), 1)[:, -w * c :] if w else ctx[:, :0]
@@ -169,6 +184,8 @@ def train(args: argparse.Namespace) -> dict:
         raise BYAError(f"--method must be one of {', '.join(METHODS)}, got {args.method!r}")
     if args.minutes <= 0 or args.batch < 1 or args.clips < 1 or args.rollout < 1:
         raise BYAError("--minutes, --batch, --clips and --rollout must be positive")
+    if not (args.adv_weight >= 0 and args.adv_warmup >= 0 and args.critic_lr > 0):
+        raise BYAError("--adv-weight and --adv-warmup must be >= 0 and --critic-lr positive")
     if args.mouth_weight is not None and not args.mouth_weight >= 1.0:
         raise BYAError(f"--mouth-weight must be at least 1, got {args.mouth_weight}")
     if args.window is not None and args.window < 0:
@@ -207,6 +224,17 @@ def train(args: argparse.Namespace) -> dict:
     opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=0.01, betas=(0.9, 0.99))
     state_path = out / "state.pt"
     step, spent, log = _load_state(state_path, model, ema, opt, device) if args.resume else (0, 0.0, [])
+    adversary, critic_path = None, out / "critic.pt"
+    if args.adv_weight > 0:
+        critic = MouthCritic(model.cfg.token_dim, model.cfg.width).to(device)
+        adversary = Adversary(
+            critic,
+            torch.optim.AdamW(critic.parameters(), lr=args.critic_lr, betas=(0.5, 0.99)),
+            args.adv_weight,
+            args.adv_warmup,
+        )
+        if args.resume and critic_path.is_file():
+            adversary.load_state_dict(torch.load(critic_path, map_location=device))
     rng = np.random.default_rng([args.seed, step])
     pool = LatentPool(cfg, ae, args.device)
     t0 = time.perf_counter()
@@ -255,7 +283,10 @@ def train(args: argparse.Namespace) -> dict:
             args.listener_weight,
             args.isolation_weight,
             args.mouth_weight,
+            adversary,
         )
+        if adversary is not None:
+            adversary.step += 1
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         ema_update(ema, model, step, args.ema)
@@ -264,7 +295,7 @@ def train(args: argparse.Namespace) -> dict:
         if step % args.log_every == 0:
             rec = {"step": step, "lr": lr}
             for k in per_chunk[0]:
-                rec[k] = float(np.mean([d[k].item() for d in per_chunk]))
+                rec[k] = float(np.mean([d[k].item() for d in per_chunk if k in d]))
             rec["flow_last_chunk"] = per_chunk[-1]["flow"].item()
             log.append(rec)
             now = time.perf_counter() - start
@@ -272,16 +303,26 @@ def train(args: argparse.Namespace) -> dict:
                 last_print = now
                 print(
                     f"step {step} flow {rec['flow']:.4f} (last chunk {rec['flow_last_chunk']:.4f}) "
-                    f"mask {rec['mask']:.4f} ({(spent + now) / 60:.1f}/{args.minutes:.0f} min, "
+                    f"mask {rec['mask']:.4f} "
+                    + (
+                        f"critic {rec['critic']:.3f} adv {rec.get('adv', 0.0):.3f} "
+                        if "critic" in rec
+                        else ""
+                    )
+                    + f"({(spent + now) / 60:.1f}/{args.minutes:.0f} min, "
                     f"{samples / now:.1f} chunks/s)",
                     flush=True,
                 )
         if time.perf_counter() - last_save > args.save_every:
             _save_state(state_path, model, ema, opt, step, spent + time.perf_counter() - start, log)
+            if adversary is not None:
+                torch.save(adversary.state_dict(), critic_path)
             last_save = time.perf_counter()
     wall = time.perf_counter() - start
     spent += wall
     _save_state(state_path, model, ema, opt, step, spent, log)
+    if adversary is not None:
+        torch.save(adversary.state_dict(), critic_path)
     facts = {
         "kind": "student",
         "method": args.method,
@@ -312,6 +353,8 @@ def train(args: argparse.Namespace) -> dict:
         "listener_weight": args.listener_weight,
         "isolation_weight": args.isolation_weight,
         "mouth_weight": args.mouth_weight if args.mouth_weight is not None else MOUTH_TOKEN_WEIGHT,
+        "adv_weight": args.adv_weight,
+        **({"adv_warmup": args.adv_warmup, "critic_lr": args.critic_lr} if args.adv_weight > 0 else {}),
     }
     save_generator(ema.cpu(), out / "student.safetensors", extra={"training": facts})
     (out / "train_log.json").write_text(json.dumps(log))
@@ -367,6 +410,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help=f"loss weight of tokens covering a mouth (default: the pool's, {MOUTH_TOKEN_WEIGHT:g}); "
         "the mouths are ~3%% of tokens and all of lip sync",
     )
+    p.add_argument(
+        "--adv-weight",
+        type=float,
+        default=0.0,
+        help="weight of the mouth critic's adversarial term (distill.mouth_critic): the student commits "
+        "to one sharp mouth instead of the average of all the audio allows (0: off)",
+    )
+    p.add_argument("--adv-warmup", type=int, default=200, help="steps the critic learns alone first")
+    p.add_argument("--critic-lr", type=float, default=2e-4)
     p.add_argument(
         "--isolation-weight",
         type=float,

@@ -143,3 +143,34 @@ def test_a_mouth_weight_below_one_is_refused() -> None:
     add_arguments(p)
     with pytest.raises(BYAError, match="--mouth-weight"):
         train(p.parse_args(["--mouth-weight", "0.5", "--out", "/tmp/unused_bya_student"]))
+
+
+def test_the_mouth_critic_trains_on_mouth_tokens_and_pushes_the_student() -> None:
+    from distill.mouth_critic import Adversary, MouthCritic
+    from distill.train_student import rollout_losses
+    from realtime.generator import Generator
+
+    torch.manual_seed(0)
+    pool, rng = _pool(), np.random.default_rng(5)
+    model = Generator(CFG)
+    critic = MouthCritic(CFG.token_dim, CFG.width)
+    adv = Adversary(critic, torch.optim.AdamW(critic.parameters(), lr=1e-3), weight=0.5, warmup=1)
+    seq = pool.sequence(2, 1, 0, rng)
+    before = [p.detach().clone() for p in critic.parameters()]
+    out = rollout_losses(model, seq, "regress", None, 0, 0.0, rng, 0, adversary=adv)
+    assert "adv" not in out[0] and "critic" not in out[0]  # no mouth in the chunk: nothing to judge
+    seq["mouth"][:, :, 3] = 4.0  # a mouth token in each sample
+    out = rollout_losses(model, seq, "regress", None, 0, 0.0, rng, 0, adversary=adv)
+    assert "critic" in out[0] and "adv" not in out[0]  # warming up: the critic learns, the student not
+    assert any(not torch.equal(a, b) for a, b in zip(before, critic.parameters(), strict=True))
+    adv.step = 1
+    grads = []
+    for weight in (0.0, 0.5):  # the same chunk and noise: only the adversarial term differs
+        adv.weight = weight
+        adv.opt = torch.optim.SGD(critic.parameters(), lr=0.0)  # the critic holds still between the two
+        model.zero_grad()
+        torch.manual_seed(1)
+        out = rollout_losses(model, seq, "regress", None, 0, 0.0, rng, 0, adversary=adv)
+        assert torch.isfinite(out[0]["adv"]) and torch.isfinite(out[0]["critic"])
+        grads.append(model.patch_out.weight.grad.clone())
+    assert not torch.allclose(grads[0], grads[1])  # the critic's verdict reaches the student
