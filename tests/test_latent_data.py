@@ -133,7 +133,7 @@ def test_mouth_weight_replaces_the_pools_and_listener_weight_multiplies_it() -> 
     assert (w[:, 0] == 1.0).all() and (w[:, g - 1] == 3.0).all()
 
 
-def test_a_mouth_weight_below_one_is_refused() -> None:
+def test_bad_mouth_and_critic_weights_are_refused() -> None:
     import argparse
 
     from distill.train_student import add_arguments, train
@@ -143,6 +143,10 @@ def test_a_mouth_weight_below_one_is_refused() -> None:
     add_arguments(p)
     with pytest.raises(BYAError, match="--mouth-weight"):
         train(p.parse_args(["--mouth-weight", "0.5", "--out", "/tmp/unused_bya_student"]))
+    with pytest.raises(BYAError, match="--adv-weight"):
+        train(p.parse_args(["--adv-weight", "-1", "--out", "/tmp/unused_bya_student"]))
+    with pytest.raises(BYAError, match="--critic-lr"):
+        train(p.parse_args(["--adv-weight", "0.1", "--critic-lr", "0", "--out", "/tmp/unused_bya_student"]))
 
 
 def test_the_mouth_critic_trains_on_mouth_tokens_and_pushes_the_student() -> None:
