@@ -112,11 +112,12 @@ def demo_command(args: argparse.Namespace) -> int:
     )
     ls, b, m = report["lip_sync"], report["binding"], report["masks"] or {}
     print(
-        f"scores: lip-sync r {_f(ls['r_mean'])} (offset {ls['offset_frames']} frames), binding AUC own {_f(b['auc_own_mean'])} "
+        f"scores: lip-sync r {_f(ls['r_mean'])} (offset {ls['offset_frames']} frames, mouth motion "
+        f"{_f(ls.get('mouth_motion_mean'))} of the truth's), binding AUC own {_f(b['auc_own_mean'])} "
         f"/ other {_f(b['auc_other_mean'])}, mask IoU {_f(m.get('iou_mean'))}, background PSNR {_f(report['background']['psnr_db'])} dB"
     )
     return 0
 
 
 def _f(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:.3f}"
+    return "n/a" if v is None or v != v else f"{v:.3f}"  # None or NaN: nothing to score

@@ -64,7 +64,7 @@ def test_demo_generates_with_the_shipped_model(tmp_path, capsys):
     rc = main(["demo", "--seconds", "1", "--steps", "2", "--out", str(tmp_path / "d")])
     assert rc == 0
     out = capsys.readouterr().out
-    assert "generated 24 frames" in out and "scores: lip-sync r" in out
+    assert "generated 24 frames" in out and "scores: lip-sync r" in out and "mouth motion" in out
     for name in ("demo.mp4", "truth.mp4", "clip.npz", "report.json", "report.png"):
         assert (tmp_path / "d" / name).stat().st_size > 0
     report = json.loads((tmp_path / "d" / "report.json").read_text())
