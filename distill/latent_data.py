@@ -37,6 +37,11 @@ class ClipArrays:
     n_characters: int
 
 
+def is_mouth_token(weights: torch.Tensor) -> torch.Tensor:
+    """Bool mask of the tokens a pool's per-token weights mark as mouths (MOUTH_TOKEN_WEIGHT, others 1)."""
+    return weights > 1
+
+
 def mouth_token_weights(mouth_boxes: np.ndarray, size: int, grid: int) -> np.ndarray:
     """(T, N, 4) pixel boxes -> (T, grid*grid) weights: MOUTH_TOKEN_WEIGHT where a token touches a mouth."""
     cell = size / grid

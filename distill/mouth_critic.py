@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from distill.latent_data import is_mouth_token
 from realtime.router import token_weights
 
 
@@ -53,7 +54,6 @@ class MouthCritic(nn.Module):
 
     def __init__(self, token_dim: int, audio_width: int, hidden: int = 256) -> None:
         super().__init__()
-        self.token_dim, self.audio_width = token_dim, audio_width
         self.audio = nn.Linear(audio_width, 64)
         self.net = nn.Sequential(
             nn.Linear(2 * token_dim + 64, hidden),
@@ -79,7 +79,7 @@ def mouth_tokens(
     its audio feature is that character's audio tokens for the token's frame, averaged (no gradient).
     """
     cfg = model.cfg
-    is_mouth = seq["mouth"][:, r] > 1  # (B, C*F): the pool marks mouths with MOUTH_TOKEN_WEIGHT
+    is_mouth = is_mouth_token(seq["mouth"][:, r])  # (B, C*F)
     if not bool(is_mouth.any()):
         return None
     idx = is_mouth.nonzero()  # (n, 2)

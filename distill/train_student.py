@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from distill.latent_data import MOUTH_TOKEN_WEIGHT, LatentPool
+from distill.latent_data import MOUTH_TOKEN_WEIGHT, LatentPool, is_mouth_token
 from distill.mouth_critic import Adversary, MouthCritic, critic_loss, mouth_tokens, student_adv_loss
 from distill.shards import clip_seed
 from distill.train_teacher import (
@@ -69,7 +69,7 @@ def listener_tokens(cfg, seq: dict[str, torch.Tensor], r: int) -> torch.Tensor:
 
 def listener_mouths(cfg, seq: dict[str, torch.Tensor], r: int, mouth: torch.Tensor) -> torch.Tensor:
     """(B, C*F) in [0, 1]: the mouth tokens among `listener_tokens`."""
-    return listener_tokens(cfg, seq, r) * (mouth > 1).float()
+    return listener_tokens(cfg, seq, r) * is_mouth_token(mouth).float()
 
 
 def token_loss_weights(
@@ -81,7 +81,9 @@ def token_loss_weights(
     pool_w = seq["mouth"][:, r]  # MOUTH_TOKEN_WEIGHT on mouths, 1 elsewhere
     w = pool_w
     if mouth_weight is not None:
-        w = torch.where(pool_w > 1, torch.full_like(pool_w, mouth_weight), torch.ones_like(pool_w))
+        w = torch.where(
+            is_mouth_token(pool_w), torch.full_like(pool_w, mouth_weight), torch.ones_like(pool_w)
+        )
     if listener_weight != 1.0:
         w = w * (1.0 + (listener_weight - 1.0) * listener_mouths(cfg, seq, r, pool_w))
     return w
