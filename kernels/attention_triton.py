@@ -23,7 +23,7 @@ LOG2E = 1.4426950408889634  # the kernel works in base 2 (exp2 is one instructio
 
 
 def _attn_fwd(
-    Q, K, V, O, LSE, KV_LENS,
+    Q, K, V, O, LSE, KV_LENS, ORDER,
     qk_scale,  # softmax scale times log2(e)
     stride_qb, stride_qh, stride_qm,
     stride_kb, stride_kh, stride_kn,
@@ -37,6 +37,7 @@ def _attn_fwd(
     CHUNK_CAUSAL: tl.constexpr,
     STORE_LSE: tl.constexpr,
     HAS_LENS: tl.constexpr,
+    HAS_ORDER: tl.constexpr,  # ORDER[i] = the session the i-th batch slot of the grid works on
     DOT_F32: tl.constexpr,
     PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr,
@@ -46,6 +47,9 @@ def _attn_fwd(
     off_bh = tl.program_id(1)
     off_b = off_bh // H
     off_h = off_bh % H
+    if HAS_ORDER:  # ragged batch: the longest sessions are launched first, so the last wave is short work
+        off_b = tl.load(ORDER + off_b)
+    off_bh = off_b * H + off_h
     off_hkv = off_h // GROUP  # grouped-query attention: GROUP query heads read one K/V head
 
     offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -196,6 +200,16 @@ def choose_splits(q: torch.Tensor, kv_max: int, flops: float) -> int:
     return 8
 
 
+def longest_first(lens: torch.Tensor | None, q: torch.Tensor, kv_max: int) -> torch.Tensor | None:
+    """The batch sorted by valid keys, longest first, for a ragged launch big enough to run in many
+    waves; None (launch order = batch order) when the batch has one session or the launch is small,
+    where the sort's own launch would cost more than the shorter tail saves. Sorted on the device, so
+    no sync with the host."""
+    if lens is None or q.shape[0] < 2 or (q.is_cuda and 4.0 * q.numel() * kv_max < 5e10):
+        return None
+    return torch.argsort(lens, descending=True, stable=True).to(torch.int32)
+
+
 def attention_forward(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -205,11 +219,14 @@ def attention_forward(
     chunk_causal: tuple[int, int] | None = None,
     store_lse: bool = False,
     splits: int = 1,
+    order: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Launch the forward kernel; returns (out, base-2 log-sum-exp or None). Arguments are pre-checked.
 
     kv_lens None means all k.shape[2] keys are valid. splits > 1 (inference only) runs the key range
     in that many programs per query tile and merges their partial results by their log-sum-exp.
+    order: an int32 permutation of the batch; batch slot i of the grid computes session order[i]
+    (`longest_first` puts the heaviest sessions in the first waves).
     """
     b, h, lq, d = q.shape
     hkv = k.shape[1]
@@ -239,7 +256,7 @@ def attention_forward(
             meta = {"BLOCK_M": 64, "BLOCK_N": 64}
         grid = (triton.cdiv(lq, meta["BLOCK_M"]), b * h, splits)  # type: ignore[assignment]
     kernel[grid](
-        q, k, v, out, lse, kv_lens if kv_lens is not None else q,
+        q, k, v, out, lse, kv_lens if kv_lens is not None else q, order if order is not None else q,
         scale * LOG2E,
         q.stride(0), q.stride(1), q.stride(2),
         k.stride(0), k.stride(1), k.stride(2),
@@ -253,6 +270,7 @@ def attention_forward(
         CHUNK_CAUSAL=chunk_causal is not None,
         STORE_LSE=store_lse or splits > 1,
         HAS_LENS=kv_lens is not None,
+        HAS_ORDER=order is not None,
         DOT_F32=interpreting(),
         PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
         **meta,
@@ -288,5 +306,6 @@ def streaming_attention_triton(
         splits = choose_splits(q, k.shape[2], 4.0 * q.numel() * k.shape[2])
     if not 1 <= splits <= 64:
         raise ValueError(f"splits must be in [1, 64], got {splits}")
-    out, _ = attention_forward(q, k, v, lens, scale, splits=splits)
+    order = longest_first(lens, q, k.shape[2])
+    out, _ = attention_forward(q, k, v, lens, scale, splits=splits, order=order)
     return out

@@ -69,6 +69,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "realtime.bench_generator:add_arguments",
         "realtime.bench_generator:bench_command",
     ),
+    "bench gpu": (
+        "the generator's per-chunk step on the GPU at each preset and batch, Triton kernels vs PyTorch: "
+        "time, real-time sessions, and the difference between the two paths",
+        "realtime.bench_gpu:add_arguments",
+        "realtime.bench_gpu:bench_command",
+    ),
     "bench stream": (
         "sustained real-time streaming with the shipped student: fps, latency, stages; teacher as baseline",
         "realtime.bench_stream:add_arguments",

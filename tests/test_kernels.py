@@ -155,6 +155,24 @@ def test_streaming_triton_interpreter_splits(interpret: None, splits: int) -> No
     close(out, ref.streaming_attention_math(q, k, v, lens), 1e-4)
 
 
+def test_streaming_triton_interpreter_longest_first(interpret: None) -> None:
+    """A ragged batch in ascending order runs longest-first (a real permutation) with the same output,
+    also with GQA and key splits on top; one session or no lengths keeps the batch order."""
+    from kernels.attention_triton import attention_forward, longest_first
+
+    q, k, v = qkv(4, 4, 2, 16, 80, 32, torch.float32)
+    lens = torch.tensor([20, 80, 33, 61], dtype=torch.int32)
+    order = longest_first(lens, q, 80)
+    assert order is not None and order.tolist() == [1, 3, 2, 0]
+    expected = ref.streaming_attention_math(q, k, v, lens)
+    for splits in (1, 2):
+        out, _ = attention_forward(q, k, v, lens, 0.125**0.5 * 0.5, splits=splits, order=order)
+        close(out, ref.streaming_attention_math(q, k, v, lens, scale=0.125**0.5 * 0.5), 1e-4)
+    plain, _ = attention_forward(q, k, v, lens, 32**-0.5)
+    close(plain, expected, 1e-4)
+    assert longest_first(lens[:1], q[:1], 80) is None and longest_first(None, q, 80) is None
+
+
 # (ref_len, chunk_len, chunks, trim): trim drops tokens off the end to leave a partial last chunk.
 CHUNK_CASES = {"aligned": (16, 16, 2, 0), "straddling": (8, 24, 2, 5), "tiny-ref": (3, 10, 3, 0)}
 
@@ -319,6 +337,8 @@ GPU_STREAM = [
     (3, 12, 12, 512, 4864, [4864, 768, 2000], 64, torch.float16),
     (2, 6, 6, 128, 704, [192, 704], 32, torch.float32),
     (1, 6, 3, 100, 333, None, 32, torch.bfloat16),
+    # big enough to launch longest-first: ascending lengths, so the permutation is not the identity
+    (4, 12, 12, 1024, 8192, [1500, 8192, 3000, 6000], 128, torch.bfloat16),
 ]
 
 
