@@ -91,7 +91,9 @@ def streaming_attention_loop(
 ) -> torch.Tensor:
     """One unmasked SDPA call per session on its valid keys (lets SDPA pick its flash kernel)."""
     check_attention_args(q, k, v)
-    lens = as_kv_lens(kv_lens, q.shape[0], k.shape[2], q.device).tolist()
+    # host lengths stay on the host (checked there): no copy to the GPU, so the loop can be graph-captured
+    where = q.device if isinstance(kv_lens, torch.Tensor) else torch.device("cpu")
+    lens = as_kv_lens(kv_lens, q.shape[0], k.shape[2], where).tolist()
     gqa = int(q.shape[1]) != int(k.shape[1])  # plain bool also while tracing for ONNX export
     outs = [
         F.scaled_dot_product_attention(

@@ -149,6 +149,7 @@ def run(
     device: torch.device,
     student: str | None,
     on_row: Callable[[dict], None] | None = None,
+    profile: bool = False,
 ) -> list[dict]:
     backends = [b for b in BACKENDS if b == "torch" or _triton_runs(device)]
     rows: list[dict] = []
@@ -165,7 +166,11 @@ def run(
                         kernel_backend(backend),
                         torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bf16"),
                     ):
-                        results[backend] = time_ms(make_step(model, x), device, repeat)
+                        step = make_step(model, x)
+                        results[backend] = time_ms(step, device, repeat)
+                        if profile:
+                            print(f"-- {preset} B={b} {dtype} {backend}: the step's most expensive ops")
+                            print(profile_table(step, device))
                 base_ms, base_out = results["torch"]
                 scale = base_out.float().abs().max().item()
                 for backend, (ms, out) in results.items():
@@ -198,6 +203,22 @@ def run(
         if device.type == "cuda":
             torch.cuda.empty_cache()
     return rows
+
+
+def profile_table(step: Callable[[], torch.Tensor], device: torch.device, rows: int = 14) -> str:
+    """torch.profiler's table of one step's ops, most device (or CPU) time first."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        step()
+        _sync(device)
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    try:
+        return prof.key_averages().table(sort_by=key, row_limit=rows, max_name_column_width=60)
+    except Exception:  # newer torch names the device columns "device" rather than "cuda"
+        key = key.replace("cuda", "device")
+        return prof.key_averages().table(sort_by=key, row_limit=rows, max_name_column_width=60)
 
 
 def _triton_runs(device: torch.device) -> bool:
@@ -237,6 +258,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="realtime/weights/toon-s-student.safetensors",
         help="weights for the toon-s rows ('' for random weights)",
     )
+    p.add_argument("--profile", action="store_true", help="print each step's most expensive ops")
     p.add_argument("--json", default="docs/bench/gpu_model.json")
 
 
@@ -291,7 +313,17 @@ def bench_command(args: argparse.Namespace) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({**env, "rows": rows}, indent=1))
 
-    run(presets, sessions, dtypes, args.characters, args.repeat, device, args.student or None, save)
+    run(
+        presets,
+        sessions,
+        dtypes,
+        args.characters,
+        args.repeat,
+        device,
+        args.student or None,
+        save,
+        profile=getattr(args, "profile", False),
+    )
     print(
         "x budget: step time against one chunk's real-time budget (C x 40 ms); RT sess: sessions this "
         "batch keeps in real time; vs torch: the PyTorch path's time over this row's"
