@@ -22,8 +22,8 @@ from distill.mouth_reader import load_reader
 from distill.render import render_standing
 from distill.shards import ensure_writable_dir
 from realtime.autoencoder import load_autoencoder, roundtrip
-from realtime.binding import add_isolation_argument
-from realtime.default_model import default_window
+from realtime.binding import add_guidance_argument, add_isolation_argument, guidance_from_args
+from realtime.default_model import default_audio_guidance, default_window
 from realtime.errors import BYAError
 from realtime.generator_checkpoint import load_generator
 from realtime.sampler import generate, upsample_masks
@@ -86,6 +86,7 @@ def evaluate_checkpoint(
     window: int | None = None,
     isolate_listeners: bool = True,
     track: bool = False,
+    audio_guidance: float | None = None,
 ) -> dict:
     """Generate and score every held-out clip. `track`: each chunk is generated from a reference frame
     re-rendered where the world's choreography puts each character at that time (standing_plan: drift,
@@ -94,6 +95,8 @@ def evaluate_checkpoint(
     model, ae, reader = load_generator(checkpoint), load_autoencoder(autoencoder), load_reader()
     if window is None:  # the context window the checkpoint was made to stream with
         window = default_window(checkpoint, model.cfg.window_chunks)
+    if audio_guidance is None:  # the guidance the checkpoint ships with
+        audio_guidance = default_audio_guidance(checkpoint)
     rows, rebind, ceiling = [], [], []
     start = time.perf_counter()
     frames_made = 0
@@ -113,6 +116,7 @@ def evaluate_checkpoint(
             seed=seed,
             window_chunks=window,
             isolate_listeners=isolate_listeners,
+            audio_guidance=audio_guidance,
             poses=poses,
         )
         t = len(out.frames)
@@ -157,6 +161,7 @@ def evaluate_checkpoint(
                 seed=seed,
                 window_chunks=window,
                 isolate_listeners=isolate_listeners,
+                audio_guidance=audio_guidance,
                 poses=poses,
             )
             srep = evaluate(swapped.frames, cut, reader=reader, mouths="tracked")
@@ -168,6 +173,7 @@ def evaluate_checkpoint(
         "steps": steps,
         "window_chunks": window,
         "listener_isolation": "on" if isolate_listeners else "off",
+        "audio_guidance": audio_guidance,
         "pose_track": "the world's standing positions (distill.render.standing_plan)" if track else None,
         "mouth_boxes": "tracked in each video (distill.mouth_tracker)",
         "clip_seconds": seconds,
@@ -200,6 +206,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help=f"score the {len(EXTENDED_SEEDS)} held-out seeds {EXTENDED_SEEDS[0]}-{EXTENDED_SEEDS[-1]} (--clips ignored)",
     )
     add_isolation_argument(p)
+    add_guidance_argument(p)
     p.add_argument(
         "--track",
         action="store_true",
@@ -216,6 +223,7 @@ def eval_model_command(args: argparse.Namespace) -> int:
         raise BYAError(f"--steps must be in [1, 100], got {args.steps}")
     if not 1.0 <= args.seconds <= 60.0:
         raise BYAError(f"--seconds must be in [1, 60], got {args.seconds}")
+    guidance_from_args(args, 1.0)  # a bad --audio-guidance fails before anything loads
     out = Path(args.out)
     ensure_writable_dir(out.parent)
     seeds, characters = (
@@ -233,6 +241,7 @@ def eval_model_command(args: argparse.Namespace) -> int:
         args.window,
         getattr(args, "listener_isolation", "auto") != "off",
         track=getattr(args, "track", False),
+        audio_guidance=guidance_from_args(args, default_audio_guidance(args.checkpoint)),
     )
     out.write_text(json.dumps(rep, indent=1, allow_nan=True))
     out.with_suffix(".md").write_text(markdown_table(rep))

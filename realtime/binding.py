@@ -160,6 +160,34 @@ def add_isolation_argument(p) -> None:
     )
 
 
+GUIDANCE_RANGE = (1.0, 4.0)
+
+
+def add_guidance_argument(p) -> None:
+    """`--audio-guidance G` for every command that generates (serve, render, model eval)."""
+    p.add_argument(
+        "--audio-guidance",
+        type=float,
+        default=None,
+        metavar="G",
+        help="inside the speaking characters' regions, move each chunk G times as far from the voiceless "
+        "pass as the voice alone would (1: off; default: what the checkpoint ships with). Free per chunk "
+        "for the 1-step student (its voiceless passes come from the noise bank); other models pay a second "
+        f"pass while someone speaks. {GUIDANCE_RANGE[0]:g}-{GUIDANCE_RANGE[1]:g}",
+    )
+
+
+def guidance_from_args(args, default: float) -> float:
+    """--audio-guidance, checked (BindingError naming the value), or `default` when not given."""
+    value = getattr(args, "audio_guidance", None)
+    if value is None:
+        return default
+    lo, hi = GUIDANCE_RANGE
+    if not (lo <= value <= hi):  # also false for NaN
+        raise BindingError(f"--audio-guidance must be in [{lo:g}, {hi:g}], got {value}")
+    return float(value)
+
+
 def add_motion_argument(p) -> None:
     """`--motion` for the commands that generate a scene (serve, render)."""
     p.add_argument(

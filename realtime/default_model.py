@@ -45,6 +45,7 @@ class LoadedModel:
     denoiser: Callable | None = None  # the per-chunk step's backend (None: the torch module itself)
     backend: str = "torch"  # what `denoiser` runs on, as reported to users
     isolation: str = "auto"  # listener isolation: on, off, or auto (on where the machine affords it)
+    audio_guidance: float = 1.0  # speakers move g times as far from the voiceless pass (streaming.py)
 
     @property
     def isolate_listeners(self) -> bool:
@@ -99,6 +100,11 @@ def default_steps(path: str | Path) -> int:
     return int(_training_facts(path).get("sampling_steps", TEACHER_STEPS))
 
 
+def default_audio_guidance(path: str | Path) -> float:
+    """Audio guidance a checkpoint ships with (its JSON's training.audio_guidance; else 1.0: none)."""
+    return float(_training_facts(path).get("audio_guidance", 1.0))
+
+
 def default_window(path: str | Path, model_window: int) -> int:
     """Context chunks a checkpoint streams with (training.stream_window_chunks; else the model's window)."""
     return int(_training_facts(path).get("stream_window_chunks", model_window))
@@ -118,4 +124,11 @@ def load_model(
         raise CheckpointError(f"{path} needs a {gen.cfg.latent_channels}-channel autoencoder")
     if shipped:
         return LoadedModel(gen, ae, SHIPPED_STEPS, path, SHIPPED_WINDOW)
-    return LoadedModel(gen, ae, default_steps(path), path, default_window(path, gen.cfg.window_chunks))
+    return LoadedModel(
+        gen,
+        ae,
+        default_steps(path),
+        path,
+        default_window(path, gen.cfg.window_chunks),
+        audio_guidance=default_audio_guidance(path),
+    )

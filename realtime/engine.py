@@ -66,6 +66,7 @@ class Room:
         max_inputs: int = 8,
         latency_ms: float | None = None,  # fixed output delay; None: measured while starting
         motion: bool = False,  # characters follow the scene's choreography (Scene.standing)
+        audio_guidance: float | None = None,  # speakers' regions extrapolated g x (None: the model's)
     ) -> None:
         size = loaded.generator.cfg.frame_size
         if scene.size != size:
@@ -81,6 +82,9 @@ class Room:
             )
         self.loaded, self.scene, self.seed, self.max_inputs = loaded, scene, seed, max_inputs
         self.motion = motion
+        self.audio_guidance = loaded.audio_guidance if audio_guidance is None else float(audio_guidance)
+        if not 1.0 <= self.audio_guidance <= 4.0:  # also false for NaN
+            raise BYAError(f"audio_guidance must be in [1, 4], got {self.audio_guidance}")
         self.requested_latency_ms = latency_ms
         self._inputs: dict[str, AudioInput] = {}
         self._subscribers: set[Subscription] = set()
@@ -231,7 +235,13 @@ class Room:
     def _time_chunks(self, isolate: bool) -> tuple[CostModel, ChunkScheduler]:
         """A throwaway session timed on one voice with the others listening (the dearest chunk)."""
         probe = ChunkScheduler(
-            self.loaded, self.scene, self.steps, self.seed, isolate=isolate, motion=self.motion
+            self.loaded,
+            self.scene,
+            self.steps,
+            self.seed,
+            isolate=isolate,
+            motion=self.motion,
+            audio_guidance=self.audio_guidance,
         )
         audio = probe_audio(self.scene.n_characters, probe.session.samples_needed(WARM_CHUNKS))
         cold = probe.session.samples_needed(UNMEASURED - 1)
@@ -272,6 +282,7 @@ class Room:
             self._frame_ready,
             isolate=isolate,
             motion=self.motion,
+            audio_guidance=self.audio_guidance,
         )
         return probe.cost, probe.first_chunk_wait_s(), live
 
@@ -413,6 +424,7 @@ class Room:
             "steps": self.steps,
             "listener_isolation": None if self.isolating is None else ("on" if self.isolating else "off"),
             "motion": self.motion,
+            "audio_guidance": self.audio_guidance,
             "steps_used": {str(k): v for k, v in sorted(self._steps_used.items())},
             "chunks": c["chunks"],
             "late_chunks": c["late_chunks"],

@@ -17,7 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.binding import add_isolation_argument, add_motion_argument
+from realtime.binding import (
+    add_guidance_argument,
+    add_isolation_argument,
+    add_motion_argument,
+    guidance_from_args,
+)
 from realtime.errors import AudioInputError, BYAError, CheckpointError, OutputPathError, SceneError
 from realtime.media import AUDIO_SAMPLE_RATE, MAX_CHARACTERS, SAMPLES_PER_FRAME, VIDEO_FPS
 from realtime.scene import PHOTO_ONLY_NOTE, PHOTO_SUFFIXES, Scene
@@ -137,6 +142,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--steps", type=int, help="sampling steps per chunk (default: the checkpoint's)")
     add_isolation_argument(p)
+    add_guidance_argument(p)
     add_motion_argument(p)
 
 
@@ -152,6 +158,7 @@ def render_command(args: argparse.Namespace) -> int:
     from realtime.scene import load_scene
     from realtime.video_file import write_mp4
 
+    guidance_from_args(args, 1.0)  # a bad --audio-guidance fails before anything loads
     if args.mix is not None and args.audio:
         raise BYAError("give either --audio files (one per character) or one --mix, not both")
     if args.mix is None and (args.enroll or args.characters is not None):
@@ -184,6 +191,7 @@ def render_command(args: argparse.Namespace) -> int:
         streams = [read_audio(a) for a in args.audio]
     loaded = _load_model(args.model)
     loaded.isolation = getattr(args, "listener_isolation", "auto")
+    loaded.audio_guidance = guidance_from_args(args, loaded.audio_guidance)
     scene = load_scene(args.scene, len(streams), args.seed, loaded.generator.cfg.frame_size, boxes=args.face)
     if len(streams) > scene.n_characters:
         raise BYAError(f"{len(streams)} --audio files for a scene of {scene.n_characters} characters")

@@ -20,7 +20,7 @@ DEFAULT_ROOM = "default"
 ROOM_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")  # one URL path segment, no escaping needed
 SCENE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 MAX_SEED = 2**31 - 1
-ROOM_FIELDS = {"name", "characters", "scene", "seed", "motion"}
+ROOM_FIELDS = {"name", "characters", "scene", "seed", "motion", "audio_guidance"}
 
 
 class RoomRequestError(BYAError):
@@ -36,6 +36,7 @@ class RoomRequest:
     scene: str | None = None  # a bundled scene's name (realtime/scenes/<name>.json); its cast decides N
     seed: int = 0  # of the world scene and the sampler
     motion: bool | None = None  # characters follow the scene's choreography (None: as the server's room)
+    audio_guidance: float | None = None  # 1-4: how far speakers' mouths are pushed (None: as the server's)
 
 
 def bundled_scenes() -> list[str]:
@@ -44,7 +45,7 @@ def bundled_scenes() -> list[str]:
 
 def parse_room_request(doc: object) -> RoomRequest:
     """Validate a decoded JSON body: {"name": str, "characters"?: 1-4, "scene"?: bundled name, "seed"?: int,
-    "motion"?: bool}."""
+    "motion"?: bool, "audio_guidance"?: number in [1, 4]}."""
     if not isinstance(doc, dict):
         raise RoomRequestError('the body must be a JSON object like {"name": "studio-2", "characters": 2}')
     unknown = set(doc) - ROOM_FIELDS
@@ -74,7 +75,12 @@ def parse_room_request(doc: object) -> RoomRequest:
     motion = doc.get("motion")
     if motion is not None and not isinstance(motion, bool):
         raise RoomRequestError(f"motion must be true or false, got {motion!r}"[:120])
-    return RoomRequest(name, characters, scene, seed, motion)
+    guidance = doc.get("audio_guidance")
+    if guidance is not None and (
+        isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not 1 <= guidance <= 4
+    ):
+        raise RoomRequestError(f"audio_guidance must be a number in [1, 4], got {guidance!r}"[:120])
+    return RoomRequest(name, characters, scene, seed, motion, None if guidance is None else float(guidance))
 
 
 def build_room(template, request: RoomRequest):
@@ -91,4 +97,5 @@ def build_room(template, request: RoomRequest):
         seed=request.seed,
         max_inputs=template.max_inputs,
         motion=template.motion if request.motion is None else request.motion,
+        audio_guidance=template.audio_guidance if request.audio_guidance is None else request.audio_guidance,
     )

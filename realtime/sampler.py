@@ -43,6 +43,7 @@ def generate(
     external: np.ndarray | None = None,  # (T, N, M, M) masks from outside to route with instead
     window_chunks: int | None = None,  # clean chunks of context (default: the model's window)
     isolate_listeners: bool = True,  # see StreamingGenerator
+    audio_guidance: float = 1.0,  # see StreamingGenerator
     poses: tuple[np.ndarray, np.ndarray] | None = None,  # (T, H, W, 3) frames, (T, N, H, W) masks: a track
 ) -> Generated:
     """A whole clip through a StreamingGenerator session: the exact computation the live engine streams."""
@@ -94,6 +95,7 @@ def generate(
         poses=reposed,
         window_chunks=window_chunks,
         isolate_listeners=isolate_listeners,
+        audio_guidance=audio_guidance,
     )
     chunks = session.push(audio[:, : session.samples_needed(n_chunks - 1)].astype(np.float32), decode=False)
     if len(chunks) < n_chunks:

@@ -110,6 +110,7 @@ class ChunkScheduler:
         on_frame: Callable[[int, np.ndarray], None] | None = None,  # (frame index, image) as each is ready
         isolate: bool | None = None,  # listener isolation (None: loaded.isolate_listeners)
         motion: bool = False,  # characters follow the scene's choreography (Scene.standing)
+        audio_guidance: float | None = None,  # None: loaded.audio_guidance (StreamingGenerator)
     ) -> None:
         cfg = loaded.generator.cfg
         if motion and not scene.choreographed:
@@ -129,6 +130,7 @@ class ChunkScheduler:
             window_chunks=loaded.window,
             denoiser=loaded.denoiser,
             isolate_listeners=loaded.isolate_listeners if isolate is None else isolate,
+            audio_guidance=loaded.audio_guidance if audio_guidance is None else audio_guidance,
             poses=self._pose if motion else None,
         )
         self.cost = cost if cost is not None else CostModel()

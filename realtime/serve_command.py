@@ -15,7 +15,12 @@ import secrets
 import signal
 import sys
 
-from realtime.binding import add_isolation_argument, add_motion_argument
+from realtime.binding import (
+    add_guidance_argument,
+    add_isolation_argument,
+    add_motion_argument,
+    guidance_from_args,
+)
 from realtime.http_guard import GuardConfig, ServerConfigError, is_loopback
 from realtime.media import DIARIZER_LOOKAHEAD_MS, MAX_CHARACTERS, MIN_CHARACTERS
 from realtime.threads import live_threads
@@ -62,6 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "start (on the 2-core CPU ONNX Runtime: 16 ms a step against 29, fewer missed deadlines)",
     )
     add_isolation_argument(parser)
+    add_guidance_argument(parser)
     add_motion_argument(parser)
     parser.add_argument(
         "--threads",
@@ -124,6 +130,7 @@ def serve_command(args: argparse.Namespace) -> int:
         value = getattr(args, flag)
         if value is not None and not 1 <= value <= top:
             raise ServerConfigError(f"--{flag.replace('_', '-')} must be 1-{top}, got {value}")
+    guidance_from_args(args, 1.0)  # a bad --audio-guidance fails before the model loads
     token = None if args.open else (args.token or secrets.token_urlsafe(18))
     guard = GuardConfig.build(token, args.open, args.host, args.cors_origin)
     mix = build_mix(args)  # before the model loads: a bad --enroll file fails in seconds
@@ -177,6 +184,7 @@ def build_room(args: argparse.Namespace):
     path, steps = args.model, args.steps
     loaded = load_model(path)
     loaded.isolation = getattr(args, "listener_isolation", "auto")
+    loaded.audio_guidance = guidance_from_args(args, loaded.audio_guidance)
     timings = use_backend(loaded, args.backend)
     picked = ", ".join(f"{k} {v:.1f} ms" for k, v in timings.items())
     print(

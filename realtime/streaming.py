@@ -66,6 +66,19 @@ def listener_region(masks: torch.Tensor, listeners: torch.Tensor, size: tuple[in
     return region.reshape(b, t, 1, *size)
 
 
+def speaker_region(masks: torch.Tensor, listeners: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(1, T, 1, h, w) in [0, 1]: where the characters with a sounding stream are on the latent grid, grown
+    by one latent pixel (the jaw and the cheeks move with the mouth). Audio guidance acts here only, so the
+    background and the listeners are never extrapolated.
+
+    masks: (1, T, K, M, M) the routing masks; listeners: (K,) bool (absent characters have empty masks)."""
+    b, t, k, m, _ = masks.shape
+    grid = F.adaptive_avg_pool2d(masks.float().reshape(b * t, k, m, m), size)  # (BT, K, h, w)
+    sel = (~listeners).to(grid.device, grid.dtype)[None, :, None, None]
+    speaking = (grid * sel).sum(1, keepdim=True).clamp(max=1.0)
+    return F.max_pool2d(speaking, 3, stride=1, padding=1).reshape(b, t, 1, *size)
+
+
 def check_reference(reference: np.ndarray, ref_masks: np.ndarray, size: int) -> None:
     """A reference frame and its characters' masks, as a session takes them (ValueError otherwise)."""
     if reference.shape != (size, size, 3) or reference.dtype != np.uint8:
@@ -110,6 +123,7 @@ class StreamingGenerator:
         poses: Callable[[int], tuple[np.ndarray, np.ndarray] | None] | None = None,  # chunk -> reposition()
         denoiser: Callable | None = None,  # a backend called like Generator.denoise (e.g. ONNX Runtime)
         isolate_listeners: bool = True,  # silent characters' regions come from a pass without any voice
+        audio_guidance: float = 1.0,  # > 1: speakers' regions move g times as far from the voiceless pass
         noise_bank: int = NOISE_BANK,  # noises drawn from (reference-only 1-step sessions); 0: fresh noise
     ) -> None:
         cfg = model.cfg
@@ -134,6 +148,9 @@ class StreamingGenerator:
         self.external = external
         self.poses = poses
         self.isolate_listeners = isolate_listeners
+        if not (np.isfinite(audio_guidance) and 1.0 <= audio_guidance <= 4.0):
+            raise ValueError(f"audio_guidance must be in [1, 4], got {audio_guidance}")
+        self.audio_guidance = float(audio_guidance)
         # A chunk of a reference-only 1-step session depends on nothing but its noise and its audio, so
         # with its noise drawn from a fixed bank the voiceless pass of each bank entry is computed once
         # (per binding) and listener isolation costs no second pass per chunk.
@@ -148,7 +165,7 @@ class StreamingGenerator:
             raise ValueError("a session needs the autoencoder to encode its reference frame")
         self._start(z_ref, ref_masks)
         self.set_binding(bind)
-        if self.isolate_listeners and self.bank_size and n > 1:
+        if ((self.isolate_listeners and n > 1) or self.audio_guidance != 1.0) and self.bank_size:
             self.prime()
 
     # -- session state ------------------------------------------------------------------------------
@@ -366,8 +383,10 @@ class StreamingGenerator:
         times["features_ms"] = 1e3 * (t1 - t0)
 
         listeners = self.listeners(windows)
-        isolate = self.isolate_listeners and 0 < int(listeners.sum()) < self.characters
-        quiet = self._quiet_audio(windows) if isolate else None
+        silent = int(listeners.sum())
+        isolate = self.isolate_listeners and 0 < silent < self.characters
+        guide = self.audio_guidance != 1.0 and silent < self.characters  # someone speaks
+        quiet = self._quiet_audio(windows) if isolate or guide else None
 
         if self.bank is not None:
             entry = int(torch.randint(self.bank_size, (1,), generator=self.noise))
@@ -380,7 +399,7 @@ class StreamingGenerator:
             t = ts[i].expand(1).to(self.device)
             # external masks route through the torch path (the exported step routes with its own masks)
             fn = self.denoiser if route is None else model.denoise
-            if not isolate:
+            if not (isolate or guide):
                 out = self._batch(fn, x, t, keys, values, [audio], route)
                 velocity = out.velocity
             else:  # the listeners' regions from the same noise, denoised with nobody speaking
@@ -393,8 +412,16 @@ class StreamingGenerator:
                     still = both.velocity[1:]
                     if entry is not None and route is None:
                         self._still[entry] = still.clone()
-                region = listener_region(route if route is not None else out.masks, listeners, x.shape[-2:])
-                velocity = out.velocity + region * (still - out.velocity)
+                routing = route if route is not None else out.masks
+                velocity = out.velocity
+                if guide:  # audio guidance: extrapolate the voice's effect inside the speakers' regions
+                    gain = 1.0 + (self.audio_guidance - 1.0) * speaker_region(
+                        routing, listeners, x.shape[-2:]
+                    )
+                    velocity = still + gain * (velocity - still)
+                if isolate:
+                    region = listener_region(routing, listeners, x.shape[-2:])
+                    velocity = velocity + region * (still - velocity)
             x = x + (ts[i + 1] - ts[i]).item() * velocity
         latents = model.from_target(x, self.last[None])  # (1, C, c, h, w)
         t2 = time.perf_counter()

@@ -42,6 +42,12 @@ def test_subcommand_help_shows_its_arguments(capsys):
         (["demo", "--model", "{tmp}/none.safetensors", "--out", "{tmp}/d"], "missing"),
         (["demo", "--steps", "0", "--out", "{tmp}/d"], "--steps must be in [1, 100], got 0"),
         (["model", "eval", "--clips", "0"], "--clips must be in"),
+        (["model", "eval", "--audio-guidance", "0.5"], "--audio-guidance must be in [1, 4], got 0.5"),
+        (
+            ["render", "--audio", "a.wav", "--audio-guidance", "nan", "--out", "{tmp}/o.mp4"],
+            "--audio-guidance",
+        ),
+        (["serve", "--audio-guidance", "9"], "--audio-guidance must be in [1, 4], got 9"),
         (["model", "eval", "--checkpoint", "{tmp}/file", "--out", "{tmp}/e.json"], "missing"),
         (["train", "teacher", "--preset", "huge", "--out", "{tmp}/t"], "unknown preset 'huge'"),
         (["train", "teacher", "--minutes", "0", "--out", "{tmp}/t"], "must be positive"),

@@ -85,9 +85,17 @@ def test_room_request_parsing() -> None:
     assert parse_room_request({"name": "s", "scene": "studio"}).scene == "studio"
     assert parse_room_request({"name": "m", "motion": True}).motion is True
     assert parse_room_request({"name": "m"}).motion is None
+    assert parse_room_request({"name": "g", "audio_guidance": 2.5}).audio_guidance == 2.5
+    assert parse_room_request({"name": "g", "audio_guidance": 1}).audio_guidance == 1.0
+    assert parse_room_request({"name": "g"}).audio_guidance is None
     bad = [
         {"name": "r", "motion": "yes"},
         {"name": "r", "motion": 1},
+        {"name": "r", "audio_guidance": "2"},
+        {"name": "r", "audio_guidance": True},
+        {"name": "r", "audio_guidance": 0.5},
+        {"name": "r", "audio_guidance": 5},
+        {"name": "r", "audio_guidance": float("nan")},
         [],
         {"characters": 2},
         {"name": ""},
@@ -145,6 +153,13 @@ def test_create_list_and_delete_rooms(loaded) -> None:
             assert default == await (await http.get(f"{base}/binding", headers=AUTH)).json()
             room = server.rooms["r1"].room
             assert room is not server.room and room.loaded is server.room.loaded  # one model, two rooms
+            r = await create(http, base, {"name": "loud", "audio_guidance": 3})
+            assert r.status == 201, await r.text()
+            assert server.rooms["loud"].room.stats()["audio_guidance"] == 3.0
+            assert room.stats()["audio_guidance"] == server.room.loaded.audio_guidance  # the model's own
+            r = await create(http, base, {"name": "bad", "audio_guidance": 9})
+            assert r.status == 400 and "audio_guidance" in await r.text()
+            assert (await http.delete(f"{base}/rooms/loud", headers=AUTH)).status == 200
             assert (await http.delete(f"{base}/rooms/r1", headers=AUTH)).status == 200
             assert room.stats()["state"] == "stopped"
             for method, path in (("GET", "/rooms/r1/stats"), ("DELETE", "/rooms/r1"), ("GET", "/rooms/r1")):

@@ -249,6 +249,42 @@ def test_a_silent_character_does_not_move_with_another_voice(models, isolate: bo
         assert gap_listener > 1e-5, gap_listener
 
 
+def test_audio_guidance_extrapolates_only_the_speakers_regions(models) -> None:
+    """Audio guidance g: inside a speaker's region the chunk moves g times as far from the voiceless pass
+    as without guidance; the listener stays the voiceless pass and the background stays as it was."""
+    g, ae = models
+    ref, _, audio = _scene(2, frames=8)
+    masks = np.zeros((2, 128, 128), np.float32)
+    masks[0, 30:100, 4:40] = 1.0
+    masks[1, 30:100, 80:120] = 1.0
+    pooled = torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(masks), g.cfg.mask_size).numpy()
+    route = np.repeat(pooled[None], g.cfg.chunk_frames, 0)
+    voiced = audio.copy()
+    voiced[0] = 0.0  # character 0 listens, character 1 speaks
+
+    def run(a: np.ndarray, gain: float) -> torch.Tensor:
+        s = StreamingGenerator(
+            g, ae, ref, masks, steps=1, seed=4, window_chunks=0, external=lambda j: route, audio_guidance=gain
+        )
+        return torch.cat([ch.latents for ch in s.push(a, decode=False) + s.flush(decode=False)])
+
+    plain, guided, still = run(voiced, 1.0), run(voiced, 2.5), run(np.zeros_like(audio), 1.0)
+    speaker = torch.from_numpy(_region_cells(masks, 1))
+    listener = torch.from_numpy(_region_cells(masks, 0))
+    anyone = torch.nn.functional.max_pool2d(torch.from_numpy(pooled.sum(0) > 0)[None].float(), 7, 1, 3)[0]
+    anyone = torch.nn.functional.adaptive_max_pool2d(anyone[None], tuple(speaker.shape))[0] > 0
+    background = ~anyone
+    assert background.sum() >= 10
+    moved = (plain - still)[:, :, speaker]
+    assert float(moved.abs().max()) > 1e-3
+    torch.testing.assert_close((guided - still)[:, :, speaker], 2.5 * moved, atol=1e-5, rtol=1e-4)
+    assert float((guided - still)[:, :, listener].abs().max()) <= 1e-6  # isolation still holds
+    assert float((guided - plain)[:, :, background].abs().max()) <= 1e-6
+    for bad in (0.5, 4.5, float("nan")):
+        with pytest.raises(ValueError, match="audio_guidance"):
+            StreamingGenerator(g, ae, ref, masks, audio_guidance=bad)
+
+
 class _Counting:
     """A denoiser backend that records the batch of every call (and takes batches, like an ONNX step)."""
 
