@@ -53,6 +53,7 @@ class ChunkWork:
             steps=loaded.steps,
             seed=seed,
             window_chunks=loaded.window,
+            audio_guidance=loaded.audio_guidance,
         )
         s.push(np.zeros((2, s.samples_needed(WARM_CHUNKS)), np.float32))
         self.session = s

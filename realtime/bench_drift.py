@@ -42,6 +42,7 @@ def run(model_path: str | None, minutes: float, characters: int, seed: int, thre
         steps=loaded.steps,
         seed=seed,
         window_chunks=loaded.window,
+        audio_guidance=loaded.audio_guidance,
     )
     audio = clip.dialogue.audio.astype(np.float32)
     keep_every = VIDEO_FPS  # one scored frame per second

@@ -33,7 +33,15 @@ BLOCK_MS = 20  # audio arrives in 20 ms blocks, as WebRTC delivers it
 
 
 def _session(
-    model, ae, seconds: float, characters: int, steps: int, seed: int, window: int | None = None, isolate=True
+    model,
+    ae,
+    seconds: float,
+    characters: int,
+    steps: int,
+    seed: int,
+    window: int | None = None,
+    isolate=True,
+    guidance: float = 1.0,
 ):
     clip = make_clip(seed, n_characters=characters, size=model.cfg.frame_size, seconds=seconds)
     s = StreamingGenerator(
@@ -45,6 +53,7 @@ def _session(
         seed=seed,
         window_chunks=window,
         isolate_listeners=isolate,
+        audio_guidance=guidance,
     )
     return s, clip.dialogue.audio.astype(np.float32)
 
@@ -58,9 +67,10 @@ def run_paced(
     seed: int = 11,
     window: int | None = None,
     isolate: bool = True,  # listener isolation (the file pipeline's default)
+    guidance: float = 1.0,  # audio guidance (the shipped student's comes from its checkpoint)
 ) -> dict:
     """Feed audio at the wall clock; measure whether frames keep up and how late each chunk is."""
-    s, audio = _session(model, ae, seconds, characters, steps, seed, window, isolate)
+    s, audio = _session(model, ae, seconds, characters, steps, seed, window, isolate, guidance)
     block = AUDIO_SAMPLE_RATE * BLOCK_MS // 1000
     c = model.cfg.chunk_frames
     chunk_samples = c * SAMPLES_PER_FRAME
@@ -109,9 +119,10 @@ def run_unpaced(
     seed: int = 11,
     window: int | None = None,
     isolate: bool = True,  # listener isolation (the file pipeline's default)
+    guidance: float = 1.0,  # audio guidance (the shipped student's comes from its checkpoint)
 ) -> dict:
     """All audio at once: how fast chunks can be made back to back (throughput)."""
-    s, audio = _session(model, ae, seconds, characters, steps, seed, window, isolate)
+    s, audio = _session(model, ae, seconds, characters, steps, seed, window, isolate, guidance)
     start = time.perf_counter()
     chunks = s.push(audio) + s.flush()
     wall = time.perf_counter() - start
@@ -151,6 +162,7 @@ def run(args: argparse.Namespace) -> dict:
                 student.steps,
                 window=student.window,
                 isolate=iso,
+                guidance=student.audio_guidance,
             ),
         }
     ]
@@ -166,6 +178,7 @@ def run(args: argparse.Namespace) -> dict:
                     student.steps,
                     window=student.window,
                     isolate=iso,
+                    guidance=student.audio_guidance,
                 ),
             }
         )

@@ -89,6 +89,7 @@ def demo_command(args: argparse.Namespace) -> int:
             steps=steps,
             seed=args.seed,
             window_chunks=loaded.window,
+            audio_guidance=loaded.audio_guidance,
         )
         took = time.perf_counter() - start
         print(

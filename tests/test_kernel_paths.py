@@ -134,3 +134,17 @@ def test_bench_gpu_refuses_bad_arguments(tmp_path: Path, over: dict, message: st
     with pytest.raises(BYAError, match=message):
         bench_gpu.bench_command(_args(tmp_path, **over))
     assert not (tmp_path / "gpu.json").exists()
+
+
+def test_the_shipped_student_streams_with_its_audio_guidance() -> None:
+    """The checkpoint's audio guidance reaches every session the engine builds; a room can override it."""
+    from realtime.default_model import default_audio_guidance
+    from realtime.scene import world_scene
+    from realtime.scheduler import ChunkScheduler
+
+    loaded = load_model()
+    assert loaded.path == STUDENT and loaded.audio_guidance == default_audio_guidance(STUDENT) == 2.0
+    assert default_audio_guidance(TEACHER) == 1.0  # no guidance recorded: off
+    scene = world_scene(2, seed=0, size=loaded.generator.cfg.frame_size)
+    assert ChunkScheduler(loaded, scene, 1, 0).session.audio_guidance == 2.0
+    assert ChunkScheduler(loaded, scene, 1, 0, audio_guidance=1.0).session.audio_guidance == 1.0
