@@ -49,7 +49,7 @@ class LoadedModel:
 
     @property
     def isolate_listeners(self) -> bool:
-        """Whether sessions isolate listeners (streaming.listener_region); "auto" is on until a Room's
+        """Whether sessions isolate listeners (voice_regions.listener_region); "auto" is on until a Room's
         warm-up finds that the second pass does not fit the chunk budget (realtime.engine)."""
         return self.isolation != "off"
 

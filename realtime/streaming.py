@@ -23,6 +23,7 @@ from realtime.autoencoder import FrameAutoencoder, frames_to_tensor, tensor_to_f
 from realtime.generator import ChunkCache, Generator, GeneratorOutput
 from realtime.media import FRAME_MS, MAX_CHARACTERS
 from realtime.router import MaskRefiner
+from realtime.voice_regions import listener_region, speaker_region
 
 MEL_PER_FRAME = FRAME_MS // 10  # mel frames (10 ms hop) per video frame
 NOISE_BANK = 16  # noises a reference-only 1-step session draws each chunk's from
@@ -49,34 +50,6 @@ def pad_characters(x: np.ndarray, k: int = MAX_CHARACTERS) -> np.ndarray:
     out = np.zeros((k, *x.shape[1:]), dtype=x.dtype)
     out[: x.shape[0]] = x
     return out
-
-
-def listener_region(masks: torch.Tensor, listeners: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """(1, T, 1, h, w) in [0, 1]: where the listeners are on the latent grid, grown by one latent pixel
-    (a head's edge moves too) but never into a speaking character's own region.
-
-    masks: (1, T, K, M, M) the routing masks; listeners: (K,) bool."""
-    b, t, k, m, _ = masks.shape
-    grid = F.adaptive_avg_pool2d(masks.float().reshape(b * t, k, m, m), size)  # (BT, K, h, w)
-    sel = listeners.to(grid.device, grid.dtype)[None, :, None, None]
-    quiet = (grid * sel).sum(1, keepdim=True).clamp(max=1.0)
-    speaking = (grid * (1.0 - sel)).sum(1, keepdim=True).clamp(max=1.0)
-    grown = F.max_pool2d(quiet, 3, stride=1, padding=1)
-    region = torch.minimum(grown, 1.0 - speaking).clamp(min=0.0)
-    return region.reshape(b, t, 1, *size)
-
-
-def speaker_region(masks: torch.Tensor, listeners: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """(1, T, 1, h, w) in [0, 1]: where the characters with a sounding stream are on the latent grid, grown
-    by one latent pixel (the jaw and the cheeks move with the mouth). Audio guidance acts here only, so the
-    background and the listeners are never extrapolated.
-
-    masks: (1, T, K, M, M) the routing masks; listeners: (K,) bool (absent characters have empty masks)."""
-    b, t, k, m, _ = masks.shape
-    grid = F.adaptive_avg_pool2d(masks.float().reshape(b * t, k, m, m), size)  # (BT, K, h, w)
-    sel = (~listeners).to(grid.device, grid.dtype)[None, :, None, None]
-    speaking = (grid * sel).sum(1, keepdim=True).clamp(max=1.0)
-    return F.max_pool2d(speaking, 3, stride=1, padding=1).reshape(b, t, 1, *size)
 
 
 def check_reference(reference: np.ndarray, ref_masks: np.ndarray, size: int) -> None:

@@ -179,7 +179,7 @@ def _region_cells(masks: np.ndarray, k: int, size: int = 16) -> np.ndarray:
 
 
 def test_listener_region_covers_listeners_and_spares_speakers() -> None:
-    from realtime.streaming import listener_region
+    from realtime.voice_regions import listener_region
 
     masks = torch.zeros(1, 2, 4, 32, 32)
     masks[:, :, 0, 8:24, 2:12] = 1.0  # a listener
