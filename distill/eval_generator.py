@@ -223,7 +223,7 @@ def eval_model_command(args: argparse.Namespace) -> int:
         raise BYAError(f"--steps must be in [1, 100], got {args.steps}")
     if not 1.0 <= args.seconds <= 60.0:
         raise BYAError(f"--seconds must be in [1, 60], got {args.seconds}")
-    guidance_from_args(args, 1.0)  # a bad --audio-guidance fails before anything loads
+    guidance = guidance_from_args(args, None)  # checked before anything loads; None: the checkpoint's
     out = Path(args.out)
     ensure_writable_dir(out.parent)
     seeds, characters = (
@@ -241,7 +241,7 @@ def eval_model_command(args: argparse.Namespace) -> int:
         args.window,
         getattr(args, "listener_isolation", "auto") != "off",
         track=getattr(args, "track", False),
-        audio_guidance=guidance_from_args(args, default_audio_guidance(args.checkpoint)),
+        audio_guidance=guidance,
     )
     out.write_text(json.dumps(rep, indent=1, allow_nan=True))
     out.with_suffix(".md").write_text(markdown_table(rep))

@@ -160,7 +160,8 @@ def add_isolation_argument(p) -> None:
     )
 
 
-GUIDANCE_RANGE = (1.0, 4.0)
+# Audio guidance's gain g (streaming.py): 1 is off; past ~4 the extrapolation leaves what the model draws.
+AUDIO_GUIDANCE_RANGE = (1.0, 4.0)
 
 
 def add_guidance_argument(p) -> None:
@@ -173,16 +174,16 @@ def add_guidance_argument(p) -> None:
         help="inside the speaking characters' regions, move each chunk G times as far from the voiceless "
         "pass as the voice alone would (1: off; default: what the checkpoint ships with). Free per chunk "
         "for the 1-step student (its voiceless passes come from the noise bank); other models pay a second "
-        f"pass while someone speaks. {GUIDANCE_RANGE[0]:g}-{GUIDANCE_RANGE[1]:g}",
+        f"pass while someone speaks. {AUDIO_GUIDANCE_RANGE[0]:g}-{AUDIO_GUIDANCE_RANGE[1]:g}",
     )
 
 
-def guidance_from_args(args, default: float) -> float:
+def guidance_from_args(args, default: float | None) -> float | None:
     """--audio-guidance, checked (BindingError naming the value), or `default` when not given."""
     value = getattr(args, "audio_guidance", None)
     if value is None:
         return default
-    lo, hi = GUIDANCE_RANGE
+    lo, hi = AUDIO_GUIDANCE_RANGE
     if not (lo <= value <= hi):  # also false for NaN
         raise BindingError(f"--audio-guidance must be in [{lo:g}, {hi:g}], got {value}")
     return float(value)

@@ -22,6 +22,7 @@ from collections import Counter, deque
 import numpy as np
 
 from realtime.audio_input import JITTER_MS, AudioInput
+from realtime.binding import AUDIO_GUIDANCE_RANGE
 from realtime.compositor import composite
 from realtime.default_model import LoadedModel
 from realtime.errors import BindingError, BYAError, SceneError
@@ -83,8 +84,9 @@ class Room:
         self.loaded, self.scene, self.seed, self.max_inputs = loaded, scene, seed, max_inputs
         self.motion = motion
         self.audio_guidance = loaded.audio_guidance if audio_guidance is None else float(audio_guidance)
-        if not 1.0 <= self.audio_guidance <= 4.0:  # also false for NaN
-            raise BYAError(f"audio_guidance must be in [1, 4], got {self.audio_guidance}")
+        lo, hi = AUDIO_GUIDANCE_RANGE
+        if not lo <= self.audio_guidance <= hi:  # also false for NaN
+            raise BYAError(f"audio_guidance must be in [{lo:g}, {hi:g}], got {self.audio_guidance}")
         self.requested_latency_ms = latency_ms
         self._inputs: dict[str, AudioInput] = {}
         self._subscribers: set[Subscription] = set()
@@ -232,17 +234,22 @@ class Room:
             sub._end()
         self._subscribers.clear()
 
-    def _time_chunks(self, isolate: bool) -> tuple[CostModel, ChunkScheduler]:
-        """A throwaway session timed on one voice with the others listening (the dearest chunk)."""
-        probe = ChunkScheduler(
+    def _scheduler(self, isolate: bool, *live) -> ChunkScheduler:
+        """A session of this room's scene and settings; `live` = (deadline, cost, clock, on_frame)."""
+        return ChunkScheduler(
             self.loaded,
             self.scene,
             self.steps,
             self.seed,
+            *live,
             isolate=isolate,
             motion=self.motion,
             audio_guidance=self.audio_guidance,
         )
+
+    def _time_chunks(self, isolate: bool) -> tuple[CostModel, ChunkScheduler]:
+        """A throwaway session timed on one voice with the others listening (the dearest chunk)."""
+        probe = self._scheduler(isolate)
         audio = probe_audio(self.scene.n_characters, probe.session.samples_needed(WARM_CHUNKS))
         cold = probe.session.samples_needed(UNMEASURED - 1)
         probe.feed(audio[:, :cold])
@@ -271,19 +278,7 @@ class Room:
                 2 * FRAME_MS,
             )
         probe.cost = cost
-        live = ChunkScheduler(
-            self.loaded,
-            self.scene,
-            self.steps,
-            self.seed,
-            self._deadline,
-            probe.cost,
-            self._clock,
-            self._frame_ready,
-            isolate=isolate,
-            motion=self.motion,
-            audio_guidance=self.audio_guidance,
-        )
+        live = self._scheduler(isolate, self._deadline, probe.cost, self._clock, self._frame_ready)
         return probe.cost, probe.first_chunk_wait_s(), live
 
     def _frame_ready(self, frame: int, image: np.ndarray) -> None:

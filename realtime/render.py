@@ -158,7 +158,7 @@ def render_command(args: argparse.Namespace) -> int:
     from realtime.scene import load_scene
     from realtime.video_file import write_mp4
 
-    guidance_from_args(args, 1.0)  # a bad --audio-guidance fails before anything loads
+    guidance = guidance_from_args(args, None)  # checked before anything loads; None: the model's
     if args.mix is not None and args.audio:
         raise BYAError("give either --audio files (one per character) or one --mix, not both")
     if args.mix is None and (args.enroll or args.characters is not None):
@@ -191,7 +191,8 @@ def render_command(args: argparse.Namespace) -> int:
         streams = [read_audio(a) for a in args.audio]
     loaded = _load_model(args.model)
     loaded.isolation = getattr(args, "listener_isolation", "auto")
-    loaded.audio_guidance = guidance_from_args(args, loaded.audio_guidance)
+    if guidance is not None:
+        loaded.audio_guidance = guidance
     scene = load_scene(args.scene, len(streams), args.seed, loaded.generator.cfg.frame_size, boxes=args.face)
     if len(streams) > scene.n_characters:
         raise BYAError(f"{len(streams)} --audio files for a scene of {scene.n_characters} characters")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from realtime.binding import AUDIO_GUIDANCE_RANGE
 from realtime.errors import BYAError
 from realtime.media import MAX_CHARACTERS, MIN_CHARACTERS
 from realtime.scene import BUNDLED_SCENES
@@ -77,7 +78,9 @@ def parse_room_request(doc: object) -> RoomRequest:
         raise RoomRequestError(f"motion must be true or false, got {motion!r}"[:120])
     guidance = doc.get("audio_guidance")
     if guidance is not None and (
-        isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not 1 <= guidance <= 4
+        isinstance(guidance, bool)
+        or not isinstance(guidance, (int, float))
+        or not AUDIO_GUIDANCE_RANGE[0] <= guidance <= AUDIO_GUIDANCE_RANGE[1]
     ):
         raise RoomRequestError(f"audio_guidance must be a number in [1, 4], got {guidance!r}"[:120])
     return RoomRequest(name, characters, scene, seed, motion, None if guidance is None else float(guidance))

@@ -184,7 +184,7 @@ def build_room(args: argparse.Namespace):
     path, steps = args.model, args.steps
     loaded = load_model(path)
     loaded.isolation = getattr(args, "listener_isolation", "auto")
-    loaded.audio_guidance = guidance_from_args(args, loaded.audio_guidance)
+    loaded.audio_guidance = guidance_from_args(args, loaded.audio_guidance)  # checked in serve_command
     timings = use_backend(loaded, args.backend)
     picked = ", ".join(f"{k} {v:.1f} ms" for k, v in timings.items())
     print(

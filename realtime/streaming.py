@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from realtime.audio_features import HOP, N_FFT, SILENCE_DB, log_mel
 from realtime.autoencoder import FrameAutoencoder, frames_to_tensor, tensor_to_frames
+from realtime.binding import AUDIO_GUIDANCE_RANGE
 from realtime.generator import ChunkCache, Generator, GeneratorOutput
 from realtime.media import FRAME_MS, MAX_CHARACTERS
 from realtime.router import MaskRefiner
@@ -121,8 +122,9 @@ class StreamingGenerator:
         self.external = external
         self.poses = poses
         self.isolate_listeners = isolate_listeners
-        if not (np.isfinite(audio_guidance) and 1.0 <= audio_guidance <= 4.0):
-            raise ValueError(f"audio_guidance must be in [1, 4], got {audio_guidance}")
+        lo, hi = AUDIO_GUIDANCE_RANGE
+        if not lo <= audio_guidance <= hi:  # also false for NaN
+            raise ValueError(f"audio_guidance must be in [{lo:g}, {hi:g}], got {audio_guidance}")
         self.audio_guidance = float(audio_guidance)
         # A chunk of a reference-only 1-step session depends on nothing but its noise and its audio, so
         # with its noise drawn from a fixed bank the voiceless pass of each bank entry is computed once

@@ -206,21 +206,26 @@ def test_listeners_are_characters_without_a_sounding_stream(models) -> None:
     assert s.listeners(windows).tolist() == [True, False, False, False]
 
 
+def _listener_and_speaker(g: Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Two characters well apart, routed with their own boxes (a random tiny router's masks say nothing
+    about where they are); character 0 listens, character 1 speaks. -> ref, masks, route, voiced, silent."""
+    ref, _, audio = _scene(2, frames=8)
+    masks = np.zeros((2, 128, 128), np.float32)
+    masks[0, 30:100, 4:40] = 1.0
+    masks[1, 30:100, 80:120] = 1.0
+    pooled = torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(masks), g.cfg.mask_size).numpy()
+    route = np.repeat(pooled[None], g.cfg.chunk_frames, 0)
+    voiced = audio.copy()
+    voiced[0] = 0.0
+    return ref, masks, route, voiced, np.zeros_like(audio)
+
+
 @pytest.mark.parametrize("isolate", [True, False])
 def test_a_silent_character_does_not_move_with_another_voice(models, isolate: bool) -> None:
     """With isolation, a character whose stream is silent comes out of the same noise exactly as if every
     stream were silent: another voice cannot reach it. Without, the joint attention carries it there."""
     g, ae = models
-    ref, _, audio = _scene(2, frames=8)
-    masks = np.zeros((2, 128, 128), np.float32)
-    masks[0, 30:100, 4:40] = 1.0
-    masks[1, 30:100, 80:120] = 1.0
-    # route with the characters' own boxes (a random tiny router's masks say nothing about where they are)
-    pooled = torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(masks), g.cfg.mask_size).numpy()
-    route = np.repeat(pooled[None], g.cfg.chunk_frames, 0)
-    voiced = audio.copy()
-    voiced[0] = 0.0  # character 0 listens, character 1 speaks
-    silent = np.zeros_like(audio)
+    ref, masks, route, voiced, silent = _listener_and_speaker(g)
 
     def run(a: np.ndarray) -> torch.Tensor:
         s = StreamingGenerator(
@@ -253,14 +258,8 @@ def test_audio_guidance_extrapolates_only_the_speakers_regions(models) -> None:
     """Audio guidance g: inside a speaker's region the chunk moves g times as far from the voiceless pass
     as without guidance; the listener stays the voiceless pass and the background stays as it was."""
     g, ae = models
-    ref, _, audio = _scene(2, frames=8)
-    masks = np.zeros((2, 128, 128), np.float32)
-    masks[0, 30:100, 4:40] = 1.0
-    masks[1, 30:100, 80:120] = 1.0
-    pooled = torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(masks), g.cfg.mask_size).numpy()
-    route = np.repeat(pooled[None], g.cfg.chunk_frames, 0)
-    voiced = audio.copy()
-    voiced[0] = 0.0  # character 0 listens, character 1 speaks
+    ref, masks, route, voiced, silent = _listener_and_speaker(g)
+    pooled = route[0]
 
     def run(a: np.ndarray, gain: float) -> torch.Tensor:
         s = StreamingGenerator(
@@ -268,7 +267,7 @@ def test_audio_guidance_extrapolates_only_the_speakers_regions(models) -> None:
         )
         return torch.cat([ch.latents for ch in s.push(a, decode=False) + s.flush(decode=False)])
 
-    plain, guided, still = run(voiced, 1.0), run(voiced, 2.5), run(np.zeros_like(audio), 1.0)
+    plain, guided, still = run(voiced, 1.0), run(voiced, 2.5), run(silent, 1.0)
     speaker = torch.from_numpy(_region_cells(masks, 1))
     listener = torch.from_numpy(_region_cells(masks, 0))
     anyone = torch.nn.functional.max_pool2d(torch.from_numpy(pooled.sum(0) > 0)[None].float(), 7, 1, 3)[0]
