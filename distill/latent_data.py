@@ -16,12 +16,14 @@ import torch
 import torch.nn.functional as F
 
 from distill.clip import clip_scene, make_clip
+from distill.dialogue import synthesize_dialogue
 from distill.render import render_standing
 from realtime.audio_features import SILENCE_DB, log_mel
 from realtime.autoencoder import FrameAutoencoder, frames_to_tensor
 from realtime.generator_config import GeneratorConfig
-from realtime.media import MAX_CHARACTERS
+from realtime.media import MAX_CHARACTERS, VIDEO_FPS
 
+POOL_KEYS = ("z", "m", "w", "mel_padded", "track_z", "track_m", "open")  # what save/subset carry
 MOUTH_TOKEN_WEIGHT = 4.0  # loss weight of tokens covering a mouth: ~3% of tokens carry all of lip sync
 
 
@@ -149,6 +151,29 @@ class LatentPool:
             ms.append(torch.from_numpy(masks).to(self.device))
         self.track_z, self.track_m = torch.stack(zs), torch.stack(ms)  # (N, T, C, h, w), (N, T, K, M, M)
 
+    def add_openness(self) -> None:
+        """Every clip's true mouth openness per frame and character, (N, T, K) in [0, 1] (zero for absent
+        characters), after finalize/load. Only the dialogue is synthesized again (no render): ~0.2 s a clip.
+        `sequence` then returns it per chunk ("open")."""
+        n, t = self.z.shape[:2]
+        out = torch.zeros(n, t, MAX_CHARACTERS)
+        for j, s in enumerate(self.seeds):
+            k = len(clip_scene(s)["characters"])
+            d = synthesize_dialogue(k, seconds=t / VIDEO_FPS, seed=s)
+            got = torch.from_numpy(d.openness[:, :t].T.copy())  # (T', k)
+            out[j, : got.shape[0], :k] = got
+        self.open = out.half().to(self.device)
+
+    def subset(self, index: list[int]) -> LatentPool:
+        """A pool view holding only clips `index` (e.g. a held-out split); tensors are indexed copies."""
+        sub = LatentPool(self.cfg, self.ae, str(self.device))
+        sub.seeds = [self.seeds[i] for i in index]
+        ix = torch.as_tensor(index, device=self.device)
+        for k in POOL_KEYS:
+            if hasattr(self, k):
+                setattr(sub, k, getattr(self, k)[ix])
+        return sub
+
     def finalize(self) -> None:
         """Stack the pool into single tensors (every clip has the same length) for vectorised batches."""
         cfg = self.cfg
@@ -162,9 +187,8 @@ class LatentPool:
 
     def save(self, path: str | Path) -> None:
         """Write the finalized pool (so several runs share one rendering)."""
-        keys = ("z", "m", "w", "mel_padded", "track_z", "track_m")
         torch.save(
-            {"seeds": self.seeds, **{k: getattr(self, k).cpu() for k in keys if hasattr(self, k)}}, path
+            {"seeds": self.seeds, **{k: getattr(self, k).cpu() for k in POOL_KEYS if hasattr(self, k)}}, path
         )
 
     def load(self, path: str | Path) -> None:
@@ -174,6 +198,8 @@ class LatentPool:
         self.z, self.m, self.w, self.mel_padded = (state[k] for k in ("z", "m", "w", "mel_padded"))
         if "track_z" in state:
             self.track_z, self.track_m = state["track_z"], state["track_m"]
+        if "open" in state:
+            self.open = state["open"]
 
     def batch(self, size: int, context_chunks: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         """A batch of `size` chunks, each with `context_chunks` clean chunks before it."""
@@ -228,7 +254,7 @@ class LatentPool:
         `ref_track` frames before the run: the character exactly where it stands, face at rest. What is
         left to generate is the face the audio makes, so nothing is blurred over poses it cannot know.
         Per-chunk entries gain a chunk axis after the batch: x0 (B, R, C, c, h, w), mel (B, R, S, C, win,
-        mels), masks (B, R, C, K, M, M), mouth (B, R, C*F).
+        mels), masks (B, R, C, K, M, M), mouth (B, R, C*F), and with `add_openness` open (B, R, C, K).
         """
         cfg, dev = self.cfg, self.device
         c = cfg.chunk_frames
@@ -266,7 +292,11 @@ class LatentPool:
             i[:, None, None, None], perm[:, :, None, None], mel_idx[:, None]
         ]  # (B,S,RC,w,m)
         mel = mel.unflatten(2, (chunks, c)).transpose(1, 2)  # (B, R, S, C, win, mels)
+        extra = {}
+        if hasattr(self, "open"):  # (B, R, C, K): each character's true openness per frame
+            extra["open"] = self.open[i[:, None], frames].float().unflatten(1, (chunks, c))
         return {
+            **extra,
             "x0": self.z[i[:, None], frames].float().unflatten(1, (chunks, c)),
             "ref": ref_z[i, ref].float(),
             "ctx": self.z[i[:, None], ctx].float(),

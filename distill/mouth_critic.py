@@ -21,8 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from distill.latent_data import is_mouth_token
-from realtime.router import token_weights
+from distill.mouth_probe import mouth_owners, reference_patches
 
 
 @dataclass
@@ -79,18 +78,14 @@ def mouth_tokens(
     its audio feature is that character's audio tokens for the token's frame, averaged (no gradient).
     """
     cfg = model.cfg
-    is_mouth = is_mouth_token(seq["mouth"][:, r])  # (B, C*F)
-    if not bool(is_mouth.any()):
+    idx, owner, frame = mouth_owners(cfg, seq, r)
+    if not len(idx):
         return None
-    idx = is_mouth.nonzero()  # (n, 2)
-    t = cfg.chunk_frames
-    owner = token_weights(seq["masks"][:, r], cfg.mask_sub).argmax(-1)  # (B, C*F)
     with torch.no_grad():
         audio = model.encode_audio(seq["mel"][:, r], seq["bind"])  # (B, K, C*A, W)
-        audio = audio.unflatten(2, (t, cfg.audio_tokens)).mean(3)  # (B, K, C, W)
-    frame = idx[:, 1] // cfg.frame_tokens
-    feat = audio[idx[:, 0], owner[idx[:, 0], idx[:, 1]], frame]
-    ref = model.patchify(base[:, None].expand(-1, t, -1, -1, -1))[idx[:, 0], idx[:, 1]]
+        audio = audio.unflatten(2, (cfg.chunk_frames, cfg.audio_tokens)).mean(3)  # (B, K, C, W)
+    feat = audio[idx[:, 0], owner, frame]
+    ref = reference_patches(model, base, idx)
     return idx, ref, feat
 
 

@@ -27,6 +27,7 @@ import torch
 
 from distill.latent_data import MOUTH_TOKEN_WEIGHT, LatentPool, is_mouth_token
 from distill.mouth_critic import Adversary, MouthCritic, critic_loss, mouth_tokens, student_adv_loss
+from distill.mouth_probe import MouthProbe, load_probe, mouth_owners, reference_patches, sync_loss
 from distill.shards import clip_seed
 from distill.train_teacher import (
     LOSS_WEIGHTS,
@@ -121,6 +122,8 @@ def rollout_losses(
     isolation_weight: float = 0.0,
     mouth_weight: float | None = None,
     adversary: Adversary | None = None,
+    probe: MouthProbe | None = None,
+    sync_weight: float = 0.0,
 ) -> list[dict[str, torch.Tensor]]:
     """Generate the run's chunks one by one from the student's own context; backprop each chunk's loss."""
     c, w = model.cfg.chunk_frames, window
@@ -161,6 +164,13 @@ def rollout_losses(
                 model, noise, t1, args, pred, listener_tokens(model.cfg, seq, r)
             )
             losses["total"] = losses["total"] + isolation_weight * losses["isolation"]
+        if probe is not None and sync_weight > 0:
+            idx, owner, frame = mouth_owners(model.cfg, seq, r)
+            if len(idx):
+                mine = model.patchify(model.from_target(pred.float(), base))[idx[:, 0], idx[:, 1]]
+                ref_p = reference_patches(model, base, idx)
+                losses["sync"] = sync_loss(probe, mine, ref_p, idx, owner, frame, seq["open"][:, r])
+                losses["total"] = losses["total"] + sync_weight * losses["sync"]
         found = None if adversary is None else mouth_tokens(model, seq, r, base)
         if found is not None:
             idx, ref_p, aud = found
@@ -190,6 +200,8 @@ def train(args: argparse.Namespace) -> dict:
         raise BYAError("--adv-weight and --adv-warmup must be >= 0 and --critic-lr positive")
     if args.mouth_weight is not None and not args.mouth_weight >= 1.0:
         raise BYAError(f"--mouth-weight must be at least 1, got {args.mouth_weight}")
+    if not args.sync_weight >= 0:
+        raise BYAError(f"--sync-weight must be >= 0, got {args.sync_weight}")
     if args.window is not None and args.window < 0:
         raise BYAError(f"--window must be >= 0, got {args.window}")
     torch.manual_seed(args.seed)
@@ -237,6 +249,14 @@ def train(args: argparse.Namespace) -> dict:
         )
         if args.resume and critic_path.is_file():
             adversary.load_state_dict(torch.load(critic_path, map_location=device))
+        elif args.critic_init:
+            if not Path(args.critic_init).is_file():
+                raise BYAError(f"--critic-init {args.critic_init}: no such file")
+            adversary.load_state_dict(torch.load(args.critic_init, map_location=device))
+            adversary.step = max(adversary.step, args.adv_warmup)  # a trained critic needs no warm-up
+    probe = None
+    if args.sync_weight > 0:
+        probe = load_probe(args.sync_probe, cfg.token_dim).to(device)
     rng = np.random.default_rng([args.seed, step])
     pool = LatentPool(cfg, ae, args.device)
     t0 = time.perf_counter()
@@ -253,6 +273,10 @@ def train(args: argparse.Namespace) -> dict:
         pool.add_tracks(args.workers)
         if args.pool:
             pool.save(args.pool)  # the tracks are rendered once and kept with the pool
+    if probe is not None and not hasattr(pool, "open"):
+        pool.add_openness()  # the dialogue alone, synthesized again: seconds
+        if args.pool:
+            pool.save(args.pool)
     print(f"pool: {len(pool)} clips ready in {time.perf_counter() - t0:.0f} s", flush=True)
 
     budget = args.minutes * 60
@@ -286,6 +310,8 @@ def train(args: argparse.Namespace) -> dict:
             args.isolation_weight,
             args.mouth_weight,
             adversary,
+            probe,
+            args.sync_weight,
         )
         if adversary is not None:
             adversary.step += 1
@@ -311,6 +337,7 @@ def train(args: argparse.Namespace) -> dict:
                         if "critic" in rec
                         else ""
                     )
+                    + (f"sync {rec['sync']:.4f} " if "sync" in rec else "")
                     + f"({(spent + now) / 60:.1f}/{args.minutes:.0f} min, "
                     f"{samples / now:.1f} chunks/s)",
                     flush=True,
@@ -357,6 +384,8 @@ def train(args: argparse.Namespace) -> dict:
         "mouth_weight": args.mouth_weight if args.mouth_weight is not None else MOUTH_TOKEN_WEIGHT,
         "adv_weight": args.adv_weight,
         **({"adv_warmup": args.adv_warmup, "critic_lr": args.critic_lr} if args.adv_weight > 0 else {}),
+        "sync_weight": args.sync_weight,
+        **({"sync_probe": str(args.sync_probe)} if args.sync_weight > 0 else {}),
     }
     save_generator(ema.cpu(), out / "student.safetensors", extra={"training": facts})
     (out / "train_log.json").write_text(json.dumps(log))
@@ -419,8 +448,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="weight of the mouth critic's adversarial term (distill.mouth_critic): the student commits "
         "to one sharp mouth instead of the average of all the audio allows (0: off)",
     )
+    p.add_argument(
+        "--sync-weight",
+        type=float,
+        default=0.0,
+        help="weight of the lip-sync term (distill.mouth_probe): a frozen probe, trained on true latents "
+        "only, reads how open each of the student's mouth tokens is; it must match the world's mouth in "
+        "that frame (0: off)",
+    )
+    p.add_argument(
+        "--sync-probe",
+        default="distill/weights/mouth_probe.safetensors",
+        help="the probe for --sync-weight (python -m distill.mouth_probe)",
+    )
     p.add_argument("--adv-warmup", type=int, default=200, help="steps the critic learns alone first")
     p.add_argument("--critic-lr", type=float, default=2e-4)
+    p.add_argument(
+        "--critic-init",
+        default=None,
+        help="start the mouth critic from an earlier run's critic.pt (a new stage from trained weights)",
+    )
     p.add_argument(
         "--isolation-weight",
         type=float,

@@ -115,6 +115,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "distill.train_student:add_arguments",
         "distill.train_student:train_command",
     ),
+    "train mouth-probe": (
+        "train the latent lip-sync probe the student's --sync-weight reads mouths with (from a saved pool)",
+        "distill.mouth_probe:add_arguments",
+        "distill.mouth_probe:train_command",
+    ),
     "bench data": (
         "measure world-generation throughput at 128 and 256 px",
         "distill.bench_data:add_bench_arguments",

@@ -178,3 +178,116 @@ def test_the_mouth_critic_trains_on_mouth_tokens_and_pushes_the_student() -> Non
         assert torch.isfinite(out[0]["adv"]) and torch.isfinite(out[0]["critic"])
         grads.append(model.patch_out.weight.grad.clone())
     assert not torch.allclose(grads[0], grads[1])  # the critic's verdict reaches the student
+
+
+def test_a_pool_with_openness_hands_each_chunk_its_characters_openness() -> None:
+    pool, rng = _pool(), np.random.default_rng(6)
+    assert "open" not in pool.sequence(2, 1, 0, rng)
+    frames = pool.z.shape[1]
+    # character k's openness at frame t is (t + k) / 100: a batch says which frames and characters it took
+    pool.open = (torch.arange(frames)[:, None] + torch.arange(MAX_CHARACTERS)[None]).float()[None] / 100
+    pool.open = pool.open.expand(len(pool.seeds), -1, -1)
+    seq = pool.sequence(16, 2, 0, rng)
+    start = seq["x0"][:, 0, 0, 0, 0, 0]
+    assert seq["open"].shape == (16, 2, CFG.chunk_frames, MAX_CHARACTERS)
+    want = (start[:, None, None, None] + torch.arange(2 * CFG.chunk_frames).view(1, 2, -1, 1)) / 100
+    torch.testing.assert_close(seq["open"], want + torch.arange(MAX_CHARACTERS) / 100)
+    sub = pool.subset([2, 0])
+    assert sub.seeds == [2, 0] and torch.equal(sub.open[0], pool.open[2]) and torch.equal(sub.z[1], pool.z[0])
+
+
+def test_the_pools_openness_is_the_worlds_mouth_truth() -> None:
+    """add_openness re-synthesizes only the dialogue; it must equal what the rendered clip carries."""
+    from distill.clip import make_clip
+
+    cfg = GENERATOR_CONFIGS["toon-s"]
+    pool = LatentPool(cfg, ae=None, device="cpu")
+    pool.seeds = [11, 12]
+    pool.z = torch.zeros(2, 25, 1, 1, 1)
+    pool.add_openness()
+    for j, seed in enumerate(pool.seeds):
+        clip = make_clip(seed, size=cfg.frame_size, seconds=1.0)
+        n = clip.n_characters
+        np.testing.assert_allclose(pool.open[j, :, :n].float().numpy(), clip.dialogue.openness.T, atol=1e-3)
+        assert not pool.open[j, :, n:].any()
+
+
+def test_the_sync_term_reads_the_students_mouths_and_pushes_them_toward_the_truth(tmp_path) -> None:
+    from distill.mouth_probe import MouthProbe, load_probe, save_probe
+    from distill.train_student import rollout_losses
+    from realtime.errors import BYAError
+    from realtime.generator import Generator
+
+    torch.manual_seed(0)
+    pool, rng = _pool(), np.random.default_rng(7)
+    pool.open = torch.rand(len(pool.seeds), pool.z.shape[1], MAX_CHARACTERS)
+    model = Generator(CFG)
+    save_probe(MouthProbe(CFG.token_dim, hidden=16), tmp_path / "p.safetensors", {"what": "test"})
+    probe = load_probe(tmp_path / "p.safetensors", CFG.token_dim)
+    assert not any(p.requires_grad for p in probe.parameters())  # frozen: only the student learns
+    with pytest.raises(BYAError, match="token_dim"):
+        load_probe(tmp_path / "p.safetensors", CFG.token_dim + 1)
+    (tmp_path / "bad.safetensors").write_bytes(b"not a file")
+    (tmp_path / "bad.json").write_text((tmp_path / "p.json").read_text())
+    with pytest.raises(BYAError, match="unreadable"):
+        load_probe(tmp_path / "bad.safetensors", CFG.token_dim)
+    seq = pool.sequence(2, 1, 0, rng)
+    out = rollout_losses(model, seq, "regress", None, 0, 0.0, rng, 0, probe=probe, sync_weight=1.0)
+    assert "sync" not in out[0]  # no mouth in the chunk: nothing to read
+    seq["mouth"][:, :, 3] = 4.0
+    grads = []
+    for weight in (0.0, 1.0):
+        model.zero_grad()
+        torch.manual_seed(1)
+        out = rollout_losses(model, seq, "regress", None, 0, 0.0, rng, 0, probe=probe, sync_weight=weight)
+        grads.append(model.patch_out.weight.grad.clone())
+    assert torch.isfinite(out[0]["sync"]) and float(out[0]["sync"]) > 0
+    assert not torch.allclose(grads[0], grads[1])  # the probe's reading reaches the student
+
+
+def test_the_probe_reads_each_mouth_from_all_its_tokens_in_any_order() -> None:
+    from distill.mouth_probe import MouthProbe, mouth_groups
+
+    torch.manual_seed(0)
+    probe = MouthProbe(CFG.token_dim, hidden=16)
+    patch, ref = torch.randn(5, CFG.token_dim), torch.randn(5, CFG.token_dim)
+    # tokens 0, 2, 3 show sample 0's character 1 in frame 0; tokens 1, 4 sample 1's character 0 in frame 1
+    idx = torch.tensor([[0, 3], [1, 70], [0, 4], [0, 11], [1, 71]])
+    owner, frame = torch.tensor([1, 0, 1, 1, 0]), torch.tensor([0, 1, 0, 0, 1])
+    group, b, f, k = mouth_groups(idx, owner, frame)
+    assert group[0] == group[2] == group[3] != group[1] == group[4]
+    assert sorted(zip(b.tolist(), f.tolist(), k.tolist(), strict=True)) == [(0, 0, 1), (1, 1, 0)]
+    got = probe(patch, ref, group, len(b))
+    perm = torch.tensor([4, 2, 0, 1, 3])
+    torch.testing.assert_close(probe(patch[perm], ref[perm], group[perm], len(b)), got)
+    alone = probe(patch[[0, 2, 3]], ref[[0, 2, 3]], torch.zeros(3, dtype=torch.long), 1)
+    torch.testing.assert_close(alone, got[group[0] : group[0] + 1])  # other mouths do not leak in
+    changed = patch.clone()
+    changed[1] += 1.0
+    again = probe(changed, ref, group, len(b))
+    assert again[group[0]] == got[group[0]] and again[group[1]] != got[group[1]]
+
+
+def test_the_probe_trainer_refuses_bad_arguments_and_pools(tmp_path) -> None:
+    import argparse
+
+    from distill.mouth_probe import add_arguments, train_probe
+    from realtime.errors import BYAError
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    with pytest.raises(BYAError, match="--steps"):
+        train_probe(p.parse_args(["--pool", "x.pt", "--steps", "0"]))
+    pool = _pool()
+    pool.save(tmp_path / "pool.pt")  # no pose tracks
+    with pytest.raises(BYAError, match="pose tracks"):
+        train_probe(
+            p.parse_args(
+                [
+                    "--pool",
+                    str(tmp_path / "pool.pt"),
+                    "--model",
+                    "realtime/weights/toon-s-student.safetensors",
+                ]
+            )
+        )
