@@ -18,12 +18,15 @@ import torch.nn.functional as F
 from distill.clip import clip_scene, make_clip
 from distill.dialogue import synthesize_dialogue
 from distill.render import render_standing
+from distill.shards import clip_seed
 from realtime.audio_features import SILENCE_DB, log_mel
 from realtime.autoencoder import FrameAutoencoder, frames_to_tensor
 from realtime.generator_config import GeneratorConfig
 from realtime.media import MAX_CHARACTERS, VIDEO_FPS
 
 POOL_KEYS = ("z", "m", "w", "mel_padded", "track_z", "track_m", "open")  # what save/subset carry
+BANK_KEYS = ("bank_mel", "bank_open", "bank_n")  # the dialogue bank (add_dialogues), saved with the pool
+DIALOGUE_BANK_SEED = 7_500_000  # dataset seed of the bank's dialogues: not the pool's, not evaluation's
 MOUTH_TOKEN_WEIGHT = 4.0  # loss weight of tokens covering a mouth: ~3% of tokens carry all of lip sync
 
 
@@ -42,6 +45,22 @@ class ClipArrays:
 def is_mouth_token(weights: torch.Tensor) -> torch.Tensor:
     """Bool mask of the tokens a pool's per-token weights mark as mouths (MOUTH_TOKEN_WEIGHT, others 1)."""
     return weights > 1
+
+
+def character_mel(audio: np.ndarray, cfg: GeneratorConfig, frames: int) -> np.ndarray:
+    """(n, S) per-character audio -> (K, frames * mel_per_frame, n_mels) float16 log-mel, silence for the
+    characters past n (K = MAX_CHARACTERS)."""
+    full = np.zeros((MAX_CHARACTERS, audio.shape[1]), np.float32)
+    full[: audio.shape[0]] = audio
+    return log_mel(full, cfg.n_mels)[:, : frames * cfg.mel_per_frame].numpy().astype(np.float16)
+
+
+def _bank_dialogue(args: tuple[int, int, float, GeneratorConfig, int]) -> tuple[int, np.ndarray, np.ndarray]:
+    j, n, seconds, cfg, frames = args
+    d = synthesize_dialogue(n, seconds=seconds, seed=clip_seed(DIALOGUE_BANK_SEED, j))
+    openness = np.zeros((frames, MAX_CHARACTERS), np.float16)
+    openness[: d.openness.shape[1], :n] = d.openness[:, :frames].T
+    return j, character_mel(d.audio, cfg, frames), openness
 
 
 def mouth_token_weights(mouth_boxes: np.ndarray, size: int, grid: int) -> np.ndarray:
@@ -65,9 +84,7 @@ def prepare_clip(seed: int, cfg: GeneratorConfig, seconds: float) -> ClipArrays:
     masks = np.zeros((t, k, m, m), np.float16)
     pooled = F.adaptive_avg_pool2d(torch.from_numpy(clip.render.masks), m).numpy()
     masks[:, :n] = pooled
-    audio = np.zeros((k, clip.dialogue.audio.shape[1]), np.float32)
-    audio[:n] = clip.dialogue.audio
-    mel = log_mel(audio, cfg.n_mels)[:, : t * cfg.mel_per_frame].numpy().astype(np.float16)
+    mel = character_mel(clip.dialogue.audio, cfg, t)
     mouth = mouth_token_weights(clip.render.mouth_boxes, cfg.frame_size, cfg.grid)
     return ClipArrays(seed, clip.render.frames, masks, mel, mouth, n)
 
@@ -164,6 +181,32 @@ class LatentPool:
             out[j, : got.shape[0], :k] = got
         self.open = out.half().to(self.device)
 
+    def characters(self) -> torch.Tensor:
+        """(N,) how many characters each clip has (those whose mask is ever non-zero)."""
+        if not hasattr(self, "_characters"):
+            present = torch.stack([(self.m[j].float().amax(dim=(0, 2, 3)) > 0) for j in range(len(self.m))])
+            self._characters = present.sum(-1)
+        return self._characters
+
+    def add_dialogues(self, count: int, workers: int = 1) -> None:
+        """A bank of `count` fresh dialogues (audio only: log-mel and true openness, no render), for
+        1-4 characters in turn; `sequence(swap_audio=p)` then gives a share of its runs one of these in
+        place of the clip's own audio. Nothing else of the clip changes (the world's choreography does not
+        depend on what is said), only what the mouths should do, which the truth frames no longer show."""
+        t = self.z.shape[1]
+        jobs = [(j, 1 + j % MAX_CHARACTERS, t / VIDEO_FPS, self.cfg, t) for j in range(count)]
+        if workers <= 1:
+            done = [_bank_dialogue(j) for j in jobs]
+        else:
+            with mp.get_context("fork").Pool(workers, initializer=_worker_init) as pool:
+                done = list(pool.imap_unordered(_bank_dialogue, jobs, chunksize=8))
+        done.sort(key=lambda x: x[0])
+        past, look = self.cfg.audio_past_ms // 10, self.cfg.audio_lookahead_ms // 10
+        mel = torch.from_numpy(np.stack([m for _, m, _ in done])).float()
+        self.bank_mel = F.pad(mel, (0, 0, past, look), value=SILENCE_DB).half().to(self.device)
+        self.bank_open = torch.from_numpy(np.stack([o for _, _, o in done])).to(self.device)
+        self.bank_n = torch.tensor([n for _, n, _, _, _ in jobs], device=self.device)
+
     def subset(self, index: list[int]) -> LatentPool:
         """A pool view holding only clips `index` (e.g. a held-out split); tensors are indexed copies."""
         sub = LatentPool(self.cfg, self.ae, str(self.device))
@@ -187,8 +230,9 @@ class LatentPool:
 
     def save(self, path: str | Path) -> None:
         """Write the finalized pool (so several runs share one rendering)."""
+        keys = POOL_KEYS + BANK_KEYS
         torch.save(
-            {"seeds": self.seeds, **{k: getattr(self, k).cpu() for k in POOL_KEYS if hasattr(self, k)}}, path
+            {"seeds": self.seeds, **{k: getattr(self, k).cpu() for k in keys if hasattr(self, k)}}, path
         )
 
     def load(self, path: str | Path) -> None:
@@ -198,8 +242,9 @@ class LatentPool:
         self.z, self.m, self.w, self.mel_padded = (state[k] for k in ("z", "m", "w", "mel_padded"))
         if "track_z" in state:
             self.track_z, self.track_m = state["track_z"], state["track_m"]
-        if "open" in state:
-            self.open = state["open"]
+        for k in ("open", *BANK_KEYS):
+            if k in state:
+                setattr(self, k, state[k])
 
     def batch(self, size: int, context_chunks: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         """A batch of `size` chunks, each with `context_chunks` clean chunks before it."""
@@ -242,6 +287,7 @@ class LatentPool:
         from_start: bool = False,
         ref_near: int = 0,
         ref_track: int = -1,
+        swap_audio: float = 0.0,
     ) -> dict[str, torch.Tensor]:
         """`chunks` consecutive chunks per sample (for rollouts) after `context_chunks` clean ones.
 
@@ -255,6 +301,9 @@ class LatentPool:
         left to generate is the face the audio makes, so nothing is blurred over poses it cannot know.
         Per-chunk entries gain a chunk axis after the batch: x0 (B, R, C, c, h, w), mel (B, R, S, C, win,
         mels), masks (B, R, C, K, M, M), mouth (B, R, C*F), and with `add_openness` open (B, R, C, K).
+        swap_audio: the share of samples whose audio (and openness) is a bank dialogue for as many
+        characters (`add_dialogues`) instead of the clip's own; "swapped" (B,) says which. Their frames
+        still show the clip's mouths, so only the openness can supervise their mouths.
         """
         cfg, dev = self.cfg, self.device
         c = cfg.chunk_frames
@@ -291,10 +340,26 @@ class LatentPool:
         mel = self.mel_padded[
             i[:, None, None, None], perm[:, :, None, None], mel_idx[:, None]
         ]  # (B,S,RC,w,m)
-        mel = mel.unflatten(2, (chunks, c)).transpose(1, 2)  # (B, R, S, C, win, mels)
+        openness = self.open[i[:, None], frames].float() if hasattr(self, "open") else None  # (B, RC, K)
         extra = {}
-        if hasattr(self, "open"):  # (B, R, C, K): each character's true openness per frame
-            extra["open"] = self.open[i[:, None], frames].float().unflatten(1, (chunks, c))
+        if swap_audio > 0:
+            if not hasattr(self, "bank_mel") or openness is None:
+                raise ValueError("swap_audio needs add_openness() and add_dialogues() first")
+            swap = torch.from_numpy(rng.random(size) < swap_audio).to(dev)
+            n_chars = self.characters()[i]
+            pick = torch.zeros(size, dtype=torch.long, device=dev)
+            for n in n_chars[swap].unique().tolist():
+                have = (self.bank_n == n).nonzero()[:, 0]
+                rows = (swap & (n_chars == n)).nonzero()[:, 0]
+                pick[rows] = have[torch.from_numpy(rng.integers(0, len(have), len(rows))).to(dev)]
+            alt = self.bank_mel[pick[:, None, None, None], perm[:, :, None, None], mel_idx[:, None]]
+            mel = torch.where(swap.view(-1, 1, 1, 1, 1), alt, mel)
+            alt_open = self.bank_open[pick[:, None], frames].float()
+            openness = torch.where(swap[:, None, None], alt_open, openness)
+            extra["swapped"] = swap
+        mel = mel.unflatten(2, (chunks, c)).transpose(1, 2)  # (B, R, S, C, win, mels)
+        if openness is not None:  # (B, R, C, K): each character's true openness per frame
+            extra["open"] = openness.unflatten(1, (chunks, c))
         return {
             **extra,
             "x0": self.z[i[:, None], frames].float().unflatten(1, (chunks, c)),

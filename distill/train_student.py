@@ -87,6 +87,8 @@ def token_loss_weights(
         )
     if listener_weight != 1.0:
         w = w * (1.0 + (listener_weight - 1.0) * listener_mouths(cfg, seq, r, pool_w))
+    if "swapped" in seq:  # another dialogue's audio: the frames' mouths are not what it says
+        w = torch.where(seq["swapped"][:, None] & is_mouth_token(pool_w), torch.zeros_like(w), w)
     return w
 
 
@@ -172,6 +174,9 @@ def rollout_losses(
                 losses["sync"] = sync_loss(probe, mine, ref_p, idx, owner, frame, seq["open"][:, r])
                 losses["total"] = losses["total"] + sync_weight * losses["sync"]
         found = None if adversary is None else mouth_tokens(model, seq, r, base)
+        if found is not None and "swapped" in seq:  # the critic only judges mouths whose truth it has
+            keep = ~seq["swapped"][found[0][:, 0]]
+            found = tuple(x[keep] for x in found) if bool(keep.any()) else None
         if found is not None:
             idx, ref_p, aud = found
             fake = model.patchify(model.from_target(pred.float(), base))[idx[:, 0], idx[:, 1]]
@@ -202,6 +207,10 @@ def train(args: argparse.Namespace) -> dict:
         raise BYAError(f"--mouth-weight must be at least 1, got {args.mouth_weight}")
     if not args.sync_weight >= 0:
         raise BYAError(f"--sync-weight must be >= 0, got {args.sync_weight}")
+    if not 0.0 <= args.swap_audio < 1.0 or args.dialogues < 1:
+        raise BYAError(f"--swap-audio must be in [0, 1) and --dialogues positive, got {args.swap_audio}")
+    if args.swap_audio > 0 and args.sync_weight <= 0:
+        raise BYAError("--swap-audio needs --sync-weight: only the sync probe supervises swapped audio")
     if args.window is not None and args.window < 0:
         raise BYAError(f"--window must be >= 0, got {args.window}")
     torch.manual_seed(args.seed)
@@ -277,6 +286,10 @@ def train(args: argparse.Namespace) -> dict:
         pool.add_openness()  # the dialogue alone, synthesized again: seconds
         if args.pool:
             pool.save(args.pool)
+    if args.swap_audio > 0 and len(getattr(pool, "bank_n", ())) != args.dialogues:
+        pool.add_dialogues(args.dialogues, args.workers)
+        if args.pool:
+            pool.save(args.pool)
     print(f"pool: {len(pool)} clips ready in {time.perf_counter() - t0:.0f} s", flush=True)
 
     budget = args.minutes * 60
@@ -295,6 +308,7 @@ def train(args: argparse.Namespace) -> dict:
             from_start=from_start,
             ref_near=args.ref_near,
             ref_track=args.ref_track,
+            swap_audio=args.swap_audio,
         )
         opt.zero_grad(set_to_none=True)
         per_chunk = rollout_losses(
@@ -385,6 +399,8 @@ def train(args: argparse.Namespace) -> dict:
         "adv_weight": args.adv_weight,
         **({"adv_warmup": args.adv_warmup, "critic_lr": args.critic_lr} if args.adv_weight > 0 else {}),
         "sync_weight": args.sync_weight,
+        "swap_audio": args.swap_audio,
+        **({"dialogue_bank": args.dialogues} if args.swap_audio > 0 else {}),
         **({"sync_probe": str(args.sync_probe)} if args.sync_weight > 0 else {}),
     }
     save_generator(ema.cpu(), out / "student.safetensors", extra={"training": facts})
@@ -456,6 +472,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "only, reads how open each of the student's mouth tokens is; it must match the world's mouth in "
         "that frame (0: off)",
     )
+    p.add_argument(
+        "--swap-audio",
+        type=float,
+        default=0.0,
+        help="share of samples that hear a fresh dialogue (audio only, from a bank) instead of their "
+        "clip's: their mouths are supervised by the sync probe alone; lip sync then learns from far more "
+        "speech than the rendered pool holds (0: off)",
+    )
+    p.add_argument("--dialogues", type=int, default=1200, help="dialogues in the bank for --swap-audio")
     p.add_argument(
         "--sync-probe",
         default="distill/weights/mouth_probe.safetensors",

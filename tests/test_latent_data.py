@@ -147,6 +147,12 @@ def test_bad_mouth_and_critic_weights_are_refused() -> None:
         train(p.parse_args(["--adv-weight", "-1", "--out", "/tmp/unused_bya_student"]))
     with pytest.raises(BYAError, match="--critic-lr"):
         train(p.parse_args(["--adv-weight", "0.1", "--critic-lr", "0", "--out", "/tmp/unused_bya_student"]))
+    with pytest.raises(BYAError, match="--sync-weight"):
+        train(p.parse_args(["--sync-weight", "-1", "--out", "/tmp/unused_bya_student"]))
+    with pytest.raises(BYAError, match="--swap-audio must"):
+        train(p.parse_args(["--swap-audio", "1.5", "--out", "/tmp/unused_bya_student"]))
+    with pytest.raises(BYAError, match="needs --sync-weight"):
+        train(p.parse_args(["--swap-audio", "0.5", "--out", "/tmp/unused_bya_student"]))
 
 
 def test_the_mouth_critic_trains_on_mouth_tokens_and_pushes_the_student() -> None:
@@ -291,3 +297,35 @@ def test_the_probe_trainer_refuses_bad_arguments_and_pools(tmp_path) -> None:
                 ]
             )
         )
+
+
+def test_swapped_runs_hear_a_bank_dialogue_for_as_many_characters_and_lose_their_mouth_targets() -> None:
+    from distill.train_student import token_loss_weights
+
+    pool, rng = _pool(clips=4), np.random.default_rng(8)
+    frames = pool.z.shape[1]
+    pool.m = torch.zeros_like(pool.m)
+    for j, n in enumerate((1, 2, 3, 4)):  # clip j has j + 1 characters
+        pool.m[j, :, :n] = 1.0
+    pool.open = torch.zeros(4, frames, MAX_CHARACTERS)
+    with pytest.raises(ValueError, match="add_dialogues"):
+        pool.sequence(4, 1, 0, rng, swap_audio=0.5)
+    mel_len = pool.mel_padded.shape[2]
+    # bank dialogue d is for 1 + d % 4 characters; its log-mel holds 100 + d, its openness 0.5
+    pool.bank_n = torch.tensor([1 + d % 4 for d in range(8)])
+    pool.bank_mel = (
+        (100.0 + torch.arange(8.0)).view(8, 1, 1, 1).expand(8, MAX_CHARACTERS, mel_len, CFG.n_mels)
+    )
+    pool.bank_open = torch.full((8, frames, MAX_CHARACTERS), 0.5)
+    seq = pool.sequence(64, 1, 0, rng, swap_audio=0.5)
+    swap = seq["swapped"]
+    assert 10 < int(swap.sum()) < 54
+    heard = seq["mel"][:, 0, 0, 0, 0, 0]  # what stream 0 hears: 0 from the clip, 100 + d from the bank
+    assert (heard[~swap] == 0).all() and (heard[swap] >= 100).all()
+    n_clip = pool.characters()[((seq["masks"][:, 0, 0] > 0).flatten(2).any(-1)).sum(-1) - 1]
+    n_bank = pool.bank_n[(heard[swap] - 100).long()]
+    assert torch.equal(n_bank, n_clip[swap])  # a dialogue for as many characters as the clip has
+    assert (seq["open"][swap] == 0.5).all() and (seq["open"][~swap] == 0).all()
+    seq["mouth"][:, :, 3] = 4.0
+    w = token_loss_weights(CFG, seq, 0, 12.0, 1.0)
+    assert (w[swap, 3] == 0).all() and (w[~swap, 3] == 12).all() and (w[:, 0] == 1).all()
