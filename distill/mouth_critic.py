@@ -21,8 +21,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from distill.mouth_probe import mouth_owners, reference_patches
-
 
 @dataclass
 class Adversary:
@@ -68,25 +66,21 @@ class MouthCritic(nn.Module):
         return self.net(x).squeeze(-1)
 
 
-def mouth_tokens(
-    model, seq: dict[str, torch.Tensor], r: int, base: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-    """Where chunk r's mouths are and what conditions them.
-
-    -> (index (n, 2) of (sample, token) pairs, reference patches (n, D), audio features (n, W)), or None
-    when the chunk holds no mouth. A mouth token belongs to the character whose mask covers most of it;
-    its audio feature is that character's audio tokens for the token's frame, averaged (no gradient).
-    """
+def mouth_audio(
+    model,
+    seq: dict[str, torch.Tensor],
+    r: int,
+    idx: torch.Tensor,
+    owner: torch.Tensor,
+    frame: torch.Tensor,
+) -> torch.Tensor:
+    """(n, W): what conditions each of chunk r's mouth tokens (`distill.mouth_probe.mouth_owners`): its
+    character's audio tokens for the token's frame, averaged (no gradient)."""
     cfg = model.cfg
-    idx, owner, frame = mouth_owners(cfg, seq, r)
-    if not len(idx):
-        return None
     with torch.no_grad():
         audio = model.encode_audio(seq["mel"][:, r], seq["bind"])  # (B, K, C*A, W)
         audio = audio.unflatten(2, (cfg.chunk_frames, cfg.audio_tokens)).mean(3)  # (B, K, C, W)
-    feat = audio[idx[:, 0], owner, frame]
-    ref = reference_patches(model, base, idx)
-    return idx, ref, feat
+    return audio[idx[:, 0], owner, frame]
 
 
 def critic_loss(

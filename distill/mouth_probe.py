@@ -65,9 +65,8 @@ class MouthProbe(nn.Module):
 def mouth_groups(idx: torch.Tensor, owner: torch.Tensor, frame: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Which mouth (sample, frame, character) each mouth token shows: (group per token, and per group its
     sample, frame and character)."""
-    key = (idx[:, 0] * 64 + frame) * 8 + owner
-    uniq, group = key.unique(return_inverse=True)
-    return group, uniq // 512, (uniq // 8) % 64, uniq % 8
+    uniq, group = torch.stack((idx[:, 0], frame, owner), 1).unique(dim=0, return_inverse=True)
+    return group, uniq[:, 0], uniq[:, 1], uniq[:, 2]
 
 
 def mouth_owners(

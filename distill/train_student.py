@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from distill.latent_data import MOUTH_TOKEN_WEIGHT, LatentPool, is_mouth_token
-from distill.mouth_critic import Adversary, MouthCritic, critic_loss, mouth_tokens, student_adv_loss
+from distill.mouth_critic import Adversary, MouthCritic, critic_loss, mouth_audio, student_adv_loss
 from distill.mouth_probe import MouthProbe, load_probe, mouth_owners, reference_patches, sync_loss
 from distill.shards import clip_seed
 from distill.train_teacher import (
@@ -78,7 +78,7 @@ def token_loss_weights(
 ) -> torch.Tensor:
     """(B, C*F) flow-loss weight per token of chunk r: `mouth_weight` on mouths (None: the pool's
     MOUTH_TOKEN_WEIGHT), times `listener_weight` on the mouths of characters whose stream is silent,
-    1 elsewhere."""
+    0 on the mouths of samples that hear another dialogue ("swapped"), 1 elsewhere."""
     pool_w = seq["mouth"][:, r]  # MOUTH_TOKEN_WEIGHT on mouths, 1 elsewhere
     w = pool_w
     if mouth_weight is not None:
@@ -166,26 +166,32 @@ def rollout_losses(
                 model, noise, t1, args, pred, listener_tokens(model.cfg, seq, r)
             )
             losses["total"] = losses["total"] + isolation_weight * losses["isolation"]
-        if probe is not None and sync_weight > 0:
+        syncing = probe is not None and sync_weight > 0
+        # chunk r's mouth tokens: where, whose, which frame, the student's patch there, the reference's
+        mouths = None
+        if adversary is not None or syncing:
             idx, owner, frame = mouth_owners(model.cfg, seq, r)
             if len(idx):
                 mine = model.patchify(model.from_target(pred.float(), base))[idx[:, 0], idx[:, 1]]
-                ref_p = reference_patches(model, base, idx)
-                losses["sync"] = sync_loss(probe, mine, ref_p, idx, owner, frame, seq["open"][:, r])
-                losses["total"] = losses["total"] + sync_weight * losses["sync"]
-        found = None if adversary is None else mouth_tokens(model, seq, r, base)
-        if found is not None and "swapped" in seq:  # the critic only judges mouths whose truth it has
-            keep = ~seq["swapped"][found[0][:, 0]]
-            found = tuple(x[keep] for x in found) if bool(keep.any()) else None
-        if found is not None:
-            idx, ref_p, aud = found
-            fake = model.patchify(model.from_target(pred.float(), base))[idx[:, 0], idx[:, 1]]
+                mouths = (idx, owner, frame, mine, reference_patches(model, base, idx))
+        if syncing and mouths is not None:
+            idx, owner, frame, mine, ref_p = mouths
+            losses["sync"] = sync_loss(probe, mine, ref_p, idx, owner, frame, seq["open"][:, r])
+            losses["total"] = losses["total"] + sync_weight * losses["sync"]
+        judged = adversary is not None and mouths is not None
+        if judged and "swapped" in seq:  # the critic only judges mouths whose truth it has
+            keep = ~seq["swapped"][mouths[0][:, 0]]
+            judged = bool(keep.any())
+            mouths = tuple(x[keep] for x in mouths)
+        if judged:
+            idx, owner, frame, fake, ref_p = mouths
+            aud = mouth_audio(model, seq, r, idx, owner, frame)
             real = model.patchify(seq["x0"][:, r])[idx[:, 0], idx[:, 1]]
             if adversary.live:
                 losses["adv"] = student_adv_loss(adversary.critic, fake, ref_p, aud)
                 losses["total"] = losses["total"] + adversary.weight * losses["adv"]
         losses["total"].backward()
-        if found is not None:  # the critic's own step, after the student's gradients are taken
+        if judged:  # the critic's own step, after the student's gradients are taken
             adversary.opt.zero_grad(set_to_none=True)
             losses["critic"] = critic_loss(adversary.critic, real, fake, ref_p, aud)
             losses["critic"].backward()
