@@ -24,6 +24,7 @@ POS_CHARACTER = 1
 CHARS_UTF8 = 1
 PARAM_RATE, PARAM_VOLUME, PARAM_PITCH, PARAM_RANGE = 1, 2, 3, 4
 EE_OK = 0
+RAND_SEED = 0x5EEC  # libc rand() seed every utterance starts from
 
 
 class _EventId(ctypes.Union):
@@ -122,6 +123,13 @@ class Espeak:
             return 1  # abort synthesis; speak() re-raises
         return 0  # continue
 
+    def reseed(self) -> None:
+        """Start the next utterance from fixed random state. espeak seeds its own generator (and uses libc's
+        rand()) from the clock when it initialises, and voice variants with breath or flutter draw from
+        them, so without this one text sounds different in every helper process."""
+        self.lib.espeak_ng_SetRandSeed(ctypes.c_long(RAND_SEED))
+        ctypes.CDLL(None).srand(RAND_SEED)
+
     def speak(self, text: str, voice: str, rate_wpm: int, pitch: int) -> tuple[int, bytes, list[Event]]:
         """(sample_rate, int16 mono PCM bytes, word and phoneme events) for one utterance."""
         lib = self.lib
@@ -176,6 +184,7 @@ def _in_fresh_child(espeak: Espeak, request: tuple) -> tuple[str, Any]:
     if pid == 0:  # child: answer, then leave without running any parent clean-up
         os.close(read_fd)
         out = Connection(write_fd, readable=False)
+        espeak.reseed()
         try:
             out.send(("ok", _handle(espeak, request)))
         except BaseException as exc:

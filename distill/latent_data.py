@@ -7,7 +7,6 @@ frame (each clip's frame 0, the stream's first frame), every character's audio w
 
 from __future__ import annotations
 
-import multiprocessing as mp
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from distill.clip import clip_scene, make_clip
 from distill.dialogue import synthesize_dialogue
 from distill.render import render_standing
 from distill.shards import clip_seed
+from distill.worker_pool import process_pool
 from realtime.audio_features import SILENCE_DB, log_mel
 from realtime.autoencoder import FrameAutoencoder, frames_to_tensor
 from realtime.generator_config import GeneratorConfig
@@ -147,7 +147,7 @@ class LatentPool:
             for j in jobs:
                 self.add(_prepare(j))
             return
-        with mp.get_context("fork").Pool(workers, initializer=_worker_init) as pool:
+        with process_pool(workers, _worker_init) as pool:
             for c in pool.imap_unordered(_prepare, jobs, chunksize=2):
                 self.add(c)
 
@@ -158,7 +158,7 @@ class LatentPool:
         if workers <= 1:
             done = [_prepare_track(j) for j in jobs]
         else:
-            with mp.get_context("fork").Pool(workers, initializer=_worker_init) as pool:
+            with process_pool(workers, _worker_init) as pool:
                 done = list(pool.imap_unordered(_prepare_track, jobs, chunksize=2))
         made = {s: (f, m) for s, f, m in done}
         zs, ms = [], []
@@ -198,7 +198,7 @@ class LatentPool:
         if workers <= 1:
             done = [_bank_dialogue(j) for j in jobs]
         else:
-            with mp.get_context("fork").Pool(workers, initializer=_worker_init) as pool:
+            with process_pool(workers, _worker_init) as pool:
                 done = list(pool.imap_unordered(_bank_dialogue, jobs, chunksize=8))
         done.sort(key=lambda x: x[0])
         past, look = self.cfg.audio_past_ms // 10, self.cfg.audio_lookahead_ms // 10

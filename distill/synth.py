@@ -11,11 +11,11 @@ import io
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from distill.clip import Clip, check_character_count, make_clip
 from distill.shards import ShardWriter, SynthSpec, clip_seed
+from distill.worker_pool import process_executor
 from realtime.errors import BYAError
 from realtime.media import SUPPORTED_FRAME_SIZES, VIDEO_FPS
 
@@ -89,7 +89,7 @@ def synthesize_dataset(
                 writer.add(_make(job))
                 bar.update()
         else:
-            with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init) as pool:
+            with process_executor(workers, _worker_init) as pool:
                 # map keeps clip order, so shard contents do not depend on the number of workers
                 for clip in pool.map(_make, jobs, chunksize=1):
                     writer.add(clip)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import multiprocessing as mp
 import sys
 import time
 from dataclasses import asdict
@@ -24,6 +23,7 @@ import torch.nn.functional as F
 
 from distill.clip import Clip, make_clip
 from distill.shards import clip_seed
+from distill.worker_pool import process_pool
 from realtime.autoencoder import AUTOENCODER_CONFIGS, FrameAutoencoder, load_autoencoder, save_autoencoder
 
 TRAIN_SEED = 5_000_000  # dataset seed of training clips; evaluation uses EVAL_SEED, so they never overlap
@@ -39,7 +39,7 @@ class FramePool:
         self.next_index = pool
         seeds = [clip_seed(seed, i) for i in range(pool)]
         if workers > 1:  # the world is CPU work: a GPU run renders its first pool on every core
-            with mp.get_context("fork").Pool(workers) as procs:
+            with process_pool(workers) as procs:
                 self.clips: list[Clip] = procs.starmap(make_clip, [(s, None, size, seconds) for s in seeds])
         else:
             self.clips = [make_clip(s, size=size, seconds=seconds) for s in seeds]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -170,3 +173,28 @@ def test_speech_is_much_faster_than_real_time() -> None:
     u = speech.synthesize(SENTENCE + " " + SENTENCE, "en-us+f3")
     ms_per_second = 1000 * (time.perf_counter() - t0) / (u.duration_ms / 1000)
     assert ms_per_second < 100, f"{ms_per_second:.1f} ms per second of speech"
+
+
+SEEDED_TWICE = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import espeak_host as h
+
+espeak = h.Espeak()
+pcm = []
+for clock_seed in (1, 987654):  # what espeak_Initialize would have drawn from the clock in two processes
+    espeak.lib.espeak_ng_SetRandSeed(h.ctypes.c_long(clock_seed))
+    status, (rate, audio, events) = h._in_fresh_child(espeak, ("synth", "ja", "de+f3", 145, 40))
+    pcm.append(audio)
+print(pcm[0] == pcm[1], len(pcm[0]))
+"""
+
+
+def test_an_utterance_does_not_depend_on_when_its_helper_started() -> None:
+    # "de+f3" breathes: it draws from espeak's random generator, which espeak seeds from the clock. The helper
+    # runs in its own process (it forks per utterance, which a threaded pytest process must not do)
+    helper_dir = str(Path(speech.__file__).parent)
+    out = subprocess.run([sys.executable, "-P", "-c", SEEDED_TWICE, helper_dir], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    same, size = out.stdout.split()
+    assert same == "True" and int(size) > 1000
