@@ -9,10 +9,11 @@ speaker encoder), and a forked child can inherit one of their locks held and wai
 from __future__ import annotations
 
 import multiprocessing as mp
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing.context import BaseContext
 from multiprocessing.pool import Pool
-from typing import Any, Callable
+from typing import Any
 
 START_METHOD = "forkserver"  # "spawn" is as safe but re-imports torch per worker: ~1 s more each
 
