@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.bench_machine import describe_machine
+from realtime.bench.machine import describe_machine
+from realtime.engine.threads import live_threads
 from realtime.errors import BYAError
 from realtime.media import MAX_CHARACTERS, MIN_CHARACTERS
-from realtime.threads import live_threads
 
 BACKENDS = ("torch", "onnx")
 DEFAULT_OUT = "docs/bench/latency_cpu.json"
@@ -85,8 +85,8 @@ def check_args(args: argparse.Namespace) -> None:
 
 
 def shipped_model(path: str | None, steps: int | None):
-    """(LoadedModel, steps, note): what `bya serve` would run (realtime/default_model.py decides)."""
-    from realtime.default_model import load_model
+    """(LoadedModel, steps, note): what `bya serve` would run (realtime/model/default_model.py decides)."""
+    from realtime.model.default_model import load_model
 
     loaded = load_model(path)
     note = f"{loaded.path.name} at {steps or loaded.steps} step(s), {loaded.window} context chunk(s)"
@@ -100,8 +100,8 @@ def with_denoiser(loaded, denoiser):
 
 def vad_cost_ms(repeat: int = 200) -> float:
     """Mean ms of the engine's default VAD (webrtcvad) on one 20 ms frame of speech-like noise."""
+    from realtime.audio.vad import VoiceActivity
     from realtime.media import AUDIO_SAMPLE_RATE
-    from realtime.vad import VoiceActivity
 
     vad = VoiceActivity("webrtc", 2)
     x = (np.random.default_rng(0).standard_normal(AUDIO_SAMPLE_RATE // 50 * repeat) * 0.1).astype(np.float32)
@@ -133,7 +133,7 @@ def run_one(loaded, steps: int, n: int, backend: str, denoiser, args: argparse.N
     from clients.latency_session import record_session
     from clients.mouth_motion import MotionConfig, scene_mouth_boxes, separated_world_scene
     from clients.speech_bursts import speech_bursts
-    from realtime.engine import Room
+    from realtime.engine.room import Room
 
     motion = MotionConfig()
     scene, seed = separated_world_scene(n, args.seed, loaded.generator.cfg.frame_size, motion.pad_px)
@@ -173,7 +173,7 @@ def run(args: argparse.Namespace) -> dict:
         for backend in args.backends:
             denoiser = None
             if backend == "onnx":
-                from realtime.onnx_step import OnnxDenoiser, export_step
+                from realtime.model.onnx_step import OnnxDenoiser, export_step
 
                 denoiser = OnnxDenoiser(
                     export_step(loaded.generator, Path(tmp) / "step.onnx"), threads=args.threads

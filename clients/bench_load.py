@@ -107,9 +107,9 @@ def holds(rows: list[dict]) -> bool:
 
 async def run_load(loaded, args: argparse.Namespace, wavs: list[Path]) -> dict:
     from clients.room_tap import LocalServer
-    from realtime.engine import Room
-    from realtime.scene import world_scene
-    from realtime.server import ServerLimits
+    from realtime.engine.room import Room
+    from realtime.scene.scenes import world_scene
+    from realtime.server.app import ServerLimits
 
     room = Room(loaded, world_scene(2, 0, loaded.generator.cfg.frame_size))
     limits = ServerLimits(max_rooms=args.max_rooms, max_viewers_total=max(args.max_tries, 4))
@@ -268,7 +268,7 @@ def print_table(result: dict) -> None:
 def bench_command(args: argparse.Namespace) -> int:
     from clients.looped_speech import dialogue_wavs
     from clients.served_model import load_served_model
-    from realtime.bench_machine import describe_machine
+    from realtime.bench.machine import describe_machine
 
     check_args(args)
     loaded = load_served_model(args)

@@ -73,10 +73,10 @@ async def soak(
     from clients.looped_speech import LoopingSpeaker, rss_mb
     from clients.python.viewer import WhepViewer
     from clients.room_tap import LocalServer, RoomTap, whep_first_pts
-    from realtime.engine import Room
+    from realtime.engine.room import Room
     from realtime.media import FRAME_MS
-    from realtime.scene import world_scene
-    from realtime.server import ServerLimits
+    from realtime.scene.scenes import world_scene
+    from realtime.server.app import ServerLimits
 
     cfg = loaded.generator.cfg
     room = Room(loaded, world_scene(2, 0, cfg.frame_size))
@@ -274,7 +274,7 @@ def write_plot(samples: list[dict], summary: dict, path: Path) -> Path:
 
 def bench_command(args: argparse.Namespace) -> int:
     from clients.served_model import load_served_model
-    from realtime.bench_machine import describe_machine
+    from realtime.bench.machine import describe_machine
 
     check_args(args)
     loaded = load_served_model(args)

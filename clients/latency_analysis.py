@@ -20,9 +20,9 @@ import numpy as np
 from clients.latency_session import SessionRecord
 from clients.mouth_motion import MotionConfig, detect_motion_onset
 from clients.speech_bursts import find_onset
-from realtime.engine import PULL_MS
+from realtime.engine.room import PULL_MS
+from realtime.engine.subscription import AUDIO_FRAME_MS
 from realtime.media import FRAME_MS, WEBRTC_AUDIO_RATE
-from realtime.subscription import AUDIO_FRAME_MS
 
 COMPUTE = ("features", "denoise", "cache", "decode", "composite")  # the room's timings_ms, per chunk
 PER_FRAME = ("decode", "composite")  # done frame by frame; the rest once per chunk, before frame 0

@@ -15,7 +15,7 @@ from clients.python.speaker import WhipSpeaker
 from clients.python.viewer import ReceivedAudio, ReceivedVideo, WhepViewer
 from clients.room_tap import LocalServer, RoomTap, whep_first_pts
 from clients.speech_bursts import Burst
-from realtime.engine import Room
+from realtime.engine.room import Room
 from realtime.media import AUDIO_SAMPLE_RATE, FRAME_MS, WEBRTC_AUDIO_RATE
 
 SETTLE_S = 1.0  # after the last burst: its mouth frames must reach the viewer before we stop
@@ -49,7 +49,7 @@ class SessionRecord:
 
 def chunk_wait_ms(room: Room) -> float:
     """Milliseconds of audio, from the start of a chunk's first frame, that the chunk waits for."""
-    from realtime.streaming import StreamingGenerator
+    from realtime.stream.session import StreamingGenerator
 
     g = StreamingGenerator(
         room.loaded.generator, room.loaded.autoencoder, room.scene.reference, room.scene.masks

@@ -24,7 +24,7 @@ from clients.python.audio_file import FRAME_MS, FRAME_SAMPLES, PacedAudioTrack, 
 from clients.python.speaker import WhipSpeaker
 from clients.speech_bursts import Burst, speech_bursts
 from realtime.media import WEBRTC_AUDIO_RATE
-from realtime.webrtc import rtc_configuration
+from realtime.server.webrtc import rtc_configuration
 
 DIALOGUE_CHARACTERS = 2
 DIALOGUE_ONSETS = 8  # phrases per loop, characters in turn: a loop of ~20 s

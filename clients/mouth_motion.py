@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from realtime.errors import SceneError
-from realtime.scene import Scene, world_scene
+from realtime.scene.scenes import Scene, world_scene
 
 
 @dataclass(frozen=True)
@@ -43,9 +43,9 @@ class MotionOnset:
 # -- where the mouths are ----------------------------------------------------------------------------
 def scene_mouth_boxes(scene: Scene, seed: int) -> np.ndarray:
     """(N, 4) mouth boxes x0, y0, x1, y1 in canvas pixels of a world or file scene rendered with `seed`."""
-    from distill.clip import DialogueTrack
-    from distill.render import render_scene
+    from distill.world.clip import DialogueTrack
     from realtime.media import SAMPLES_PER_FRAME
+    from realtime.scene.cartoon.render import render_scene
 
     if scene.description is None:
         raise SceneError("mouth boxes are known only for world and file scenes (a photo scene has none)")

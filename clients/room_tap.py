@@ -18,12 +18,12 @@ import aiohttp
 import numpy as np
 from aiohttp import web
 
-from realtime.engine import Room
-from realtime.http_guard import GuardConfig
+from realtime.engine.room import Room
+from realtime.engine.subscription import Subscription
 from realtime.media import FRAME_MS
-from realtime.server import LiveServer, ServerLimits
-from realtime.subscription import Subscription
-from realtime.webrtc import restrict_ice_addresses
+from realtime.server.app import LiveServer, ServerLimits
+from realtime.server.http_guard import GuardConfig
+from realtime.server.webrtc import restrict_ice_addresses
 
 TAP_FRAMES = 10_000  # the room's bound on one subscription; the tap drains it at once, so it never fills
 

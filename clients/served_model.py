@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-BACKENDS = ("torch", "onnx", "auto")  # realtime.default_model.BACKENDS, without importing torch here
+BACKENDS = ("torch", "onnx", "auto")  # realtime.model.default_model.BACKENDS, without importing torch here
 
 
 def add_served_model_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,8 +22,8 @@ def load_served_model(args: argparse.Namespace):
     """Set the model threads (default: bya serve's), load the checkpoint, pick its backend."""
     import torch
 
-    from realtime.default_model import load_model, use_backend
-    from realtime.threads import live_threads
+    from realtime.engine.threads import live_threads
+    from realtime.model.default_model import load_model, use_backend
 
     if args.threads is None:
         args.threads = live_threads()

@@ -1,6 +1,6 @@
 """Speech for the latency benchmark: short spoken bursts with silent gaps, one character at a time.
 
-Each burst is a world phrase spoken by espeak (`distill.speech`) in that character's voice, trimmed to
+Each burst is a world phrase spoken by espeak (`distill.world.speech`) in that character's voice, trimmed to
 its sound, so it starts with a clear onset; between bursts every track is silent for `gap_s`, long
 enough for the mouths to settle and give the detector an idle baseline. Characters take turns.
 """
@@ -42,7 +42,7 @@ def speech_bursts(
     n_characters: int, onsets: int, gap_s: float = 1.4, lead_s: float = 2.0, tail_s: float = 1.5
 ) -> tuple[np.ndarray, list[Burst]]:
     """(N, S) float32 tracks at 48 kHz and the bursts in them: `onsets` bursts, characters in turn."""
-    from distill.speech import synthesize
+    from distill.world.speech import synthesize
 
     if not 1 <= n_characters <= len(VOICES):
         raise ValueError(f"n_characters must be 1-{len(VOICES)}, got {n_characters}")

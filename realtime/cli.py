@@ -16,116 +16,37 @@ from collections.abc import Callable, Sequence
 from realtime import __version__
 from realtime.errors import BYAError
 
-# name -> (help, "module:add_arguments", "module:command")
-COMMANDS: dict[str, tuple[str, str, str]] = {
+# The wings whose `COMMANDS` tables make up `bya`, in the order `bya --help` lists them. Each table maps
+# "bya NAME" to (help, "module:add_arguments", "module:command"); the modules are imported only when run.
+WINGS = (
+    "realtime.outputs",
+    "realtime.server",
+    "realtime.bench",
+    "clients",
+    "distill.data",
+    "distill.eval",
+    "distill.train",
+)
+OWN_COMMANDS: dict[
+    str, tuple[str, str, str]
+] = {  # "bya NAME" -> (help, "module:add_arguments", "module:command")
     "demo": (
         "render a dialogue scene with the shipped default and score it (the first five minutes)",
         "realtime.demo:add_demo_arguments",
         "realtime.demo:demo_command",
     ),
-    "render": (
-        "generate a scene from one audio file per character: MP4 with the mixed audio + JSON of boxes/timings",
-        "realtime.render:add_arguments",
-        "realtime.render:render_command",
-    ),
-    "serve": (
-        "serve a live room: WHIP speakers per character or one diarized mix, WHEP viewers, re-binding, recording",
-        "realtime.serve_command:add_arguments",
-        "realtime.serve_command:serve_command",
-    ),
-    "data synth": (
-        "generate world clips into dataset shards",
-        "distill.synth:add_synth_arguments",
-        "distill.synth:synth_command",
-    ),
-    "data inspect": (
-        "check a dataset's manifest and every shard's checksum",
-        "distill.inspect:add_inspect_arguments",
-        "distill.inspect:inspect_command",
-    ),
-    "eval": (
-        "score a video of the world against its ground truth (lip sync, binding, masks, fidelity)",
-        "distill.harness:add_eval_arguments",
-        "distill.harness:eval_command",
-    ),
-    "bench harness": (
-        "what the evaluation harness itself loses: mouth tracker error, and the truth's scores read at true "
-        "and tracked mouths, raw and through the autoencoder",
-        "distill.bench_harness:add_arguments",
-        "distill.bench_harness:bench_command",
-    ),
-    "model eval": (
-        "generate held-out world dialogues with a generator checkpoint and score them",
-        "distill.eval_generator:add_arguments",
-        "distill.eval_generator:eval_model_command",
-    ),
-    "train teacher": (
-        "train the flow-matching teacher (MM-DiT + Embedding Router); resumable",
-        "distill.train_teacher:add_arguments",
-        "distill.train_teacher:train_command",
-    ),
-    "bench model": (
-        "time the generator's denoiser step and the decoder against the real-time budget",
-        "realtime.bench_generator:add_arguments",
-        "realtime.bench_generator:bench_command",
-    ),
-    "bench gpu": (
-        "the generator's per-chunk step on the GPU at each preset and batch, Triton kernels vs PyTorch: "
-        "time, real-time sessions, and the difference between the two paths",
-        "realtime.bench_gpu:add_arguments",
-        "realtime.bench_gpu:bench_command",
-    ),
-    "bench stream": (
-        "sustained real-time streaming with the shipped student: fps, latency, stages; teacher as baseline",
-        "realtime.bench_stream:add_arguments",
-        "realtime.bench_stream:bench_command",
-    ),
-    "bench drift": (
-        "a 10-minute stream through the rolling cache: background PSNR and colour drift per minute",
-        "realtime.bench_drift:add_arguments",
-        "realtime.bench_drift:bench_command",
-    ),
-    "bench latency": (
-        "glass-to-glass latency of bya serve over loopback (WHIP speech onset -> moving mouth over WHEP)",
-        "clients.bench_latency:add_arguments",
-        "clients.bench_latency:bench_command",
-    ),
-    "bench load": (
-        "rooms this machine holds at >= 24 fps through bya serve (loopback), and the 503 for one more",
-        "clients.bench_load:add_arguments",
-        "clients.bench_load:bench_command",
-    ),
-    "bench soak": (
-        "a long 2-character dialogue through bya serve: memory, fps, latency and A/V offset over time",
-        "clients.bench_soak:add_arguments",
-        "clients.bench_soak:bench_command",
-    ),
-    "bench binding": (
-        "does a listener stay still while another character speaks? mouth leak, listener isolation on/off",
-        "realtime.bench_binding:add_arguments",
-        "realtime.bench_binding:bench_command",
-    ),
-    "bench batching": (
-        "whether batching two rooms' model work is faster than one worker per room, on this machine",
-        "realtime.bench_batching:add_arguments",
-        "realtime.bench_batching:bench_command",
-    ),
-    "train student": (
-        "distil the teacher into the 1-step streaming student on its own rollouts; resumable",
-        "distill.train_student:add_arguments",
-        "distill.train_student:train_command",
-    ),
-    "train mouth-probe": (
-        "train the latent lip-sync probe the student's --sync-weight reads mouths with (from a saved pool)",
-        "distill.mouth_probe:add_arguments",
-        "distill.mouth_probe:train_command",
-    ),
-    "bench data": (
-        "measure world-generation throughput at 128 and 256 px",
-        "distill.bench_data:add_bench_arguments",
-        "distill.bench_data:bench_command",
-    ),
 }
+
+
+def all_commands() -> dict[str, tuple[str, str, str]]:
+    """Every subcommand: this module's own, then each wing's, in WINGS order."""
+    table = dict(OWN_COMMANDS)
+    for wing in WINGS:
+        for name, entry in importlib.import_module(wing).COMMANDS.items():
+            if name in table:
+                raise RuntimeError(f"bya {name} is registered twice ({wing})")
+            table[name] = entry
+    return table
 
 
 def _load(ref: str) -> Callable:
@@ -140,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"bya {__version__}")
     top = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     groups: dict[str, argparse._SubParsersAction] = {}
-    for name, (help_text, add_args, command) in COMMANDS.items():
+    for name, (help_text, add_args, command) in all_commands().items():
         words = name.split()
         if len(words) == 1:
             sub = top.add_parser(words[0], help=help_text, description=help_text)

@@ -1,7 +1,7 @@
 """`bya demo`: the first five minutes. Builds a dialogue scene, generates it with the shipped model, writes
 an MP4 and scores it against the world's ground truth.
 
-The shipped model is the distilled 1-step `toon-s` student (realtime/default_model.py), generating
+The shipped model is the distilled 1-step `toon-s` student (realtime/model/default_model.py), generating
 through the same streaming session the live engine runs; `--model` takes any other generator checkpoint
 (e.g. the teacher at 8 steps). `--world` writes the ground-truth render instead (what the model is judged on).
 """
@@ -13,14 +13,14 @@ import json
 import time
 from pathlib import Path
 
-from distill.clip import check_character_count, make_clip, truncate
-from distill.shards import ensure_writable_dir, save_clip
-from realtime.default_model import AUTOENCODER
+from distill.data.shards import ensure_writable_dir, save_clip
+from distill.world.clip import check_character_count, make_clip, truncate
 from realtime.errors import BYAError
 from realtime.media import SUPPORTED_FRAME_SIZES
-from realtime.video_file import write_mp4
+from realtime.model.default_model import AUTOENCODER
+from realtime.outputs.video_file import write_mp4
 
-DEFAULT_MODEL = None  # the shipped model (realtime/default_model.py)
+DEFAULT_MODEL = None  # the shipped model (realtime/model/default_model.py)
 DEFAULT_AUTOENCODER = str(AUTOENCODER)
 
 
@@ -49,7 +49,7 @@ def demo_command(args: argparse.Namespace) -> int:
         raise BYAError(f"--steps must be in [1, 100], got {args.steps}")
     model = ae = None
     if not args.world:
-        from realtime.default_model import load_model
+        from realtime.model.default_model import load_model
 
         loaded = load_model(args.model, args.autoencoder)
         model, ae = loaded.generator, loaded.autoencoder
@@ -77,7 +77,7 @@ def demo_command(args: argparse.Namespace) -> int:
 
     frames, masks = clip.render.frames, clip.render.masks
     if model is not None:
-        from realtime.sampler import generate, upsample_masks
+        from realtime.stream.sampler import generate, upsample_masks
 
         start = time.perf_counter()
         gen = generate(
@@ -102,7 +102,7 @@ def demo_command(args: argparse.Namespace) -> int:
     video = write_mp4(out / "demo.mp4", frames, clip.dialogue.mix)
     save_clip(clip, out / "clip.npz")
 
-    from distill.harness import evaluate, save_plot
+    from distill.eval.harness import evaluate, save_plot
 
     # a generated video is read where its faces are; the world render at the world's mouth boxes
     report = evaluate(frames, clip, masks=masks, mouths="truth" if model is None else "tracked")

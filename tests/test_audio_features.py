@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from realtime.audio_features import HOP, SILENCE_DB, frame_windows, log_mel
 from realtime.media import AUDIO_SAMPLE_RATE, SAMPLES_PER_FRAME
+from realtime.model.audio_features import HOP, SILENCE_DB, frame_windows, log_mel
 
 
 def test_log_mel_shape_and_silence() -> None:

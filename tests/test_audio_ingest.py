@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from scipy.signal import resample_poly
 
-from realtime.audio_ingest import StreamIngest
-from realtime.audio_sources import FileSource, MicrophoneSource
+from realtime.audio.ingest import StreamIngest
+from realtime.audio.resampler import PolyphaseResampler
+from realtime.audio.sources import FileSource, MicrophoneSource
+from realtime.audio.vad import VoiceActivity
 from realtime.errors import AudioBackendError, AudioDeviceError, AudioInputError, BYAError
-from realtime.polyphase_resampler import PolyphaseResampler
-from realtime.vad import VoiceActivity
 
 RATES = (8000, 16000, 24000, 32000, 44100, 48000)
 
@@ -167,7 +167,7 @@ def test_unknown_vad_backend_is_refused():
 @pytest.fixture(scope="module")
 def speech_track():
     """One character's track of the world: speech with pauses, and its per-40 ms truth."""
-    from distill.clip import make_clip
+    from distill.world.clip import make_clip
 
     clip = make_clip(4, n_characters=1, size=64, seconds=8)
     return clip.dialogue.audio[0], clip.dialogue.active[0]

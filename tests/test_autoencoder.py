@@ -7,14 +7,14 @@ import json
 import pytest
 import torch
 
-from realtime.autoencoder import (
+from realtime.errors import CheckpointError
+from realtime.model.autoencoder import (
     AUTOENCODER_CONFIGS,
     AutoencoderConfig,
     FrameAutoencoder,
     load_autoencoder,
     save_autoencoder,
 )
-from realtime.errors import CheckpointError
 
 
 @pytest.mark.parametrize("size", [64, 128])
@@ -79,7 +79,7 @@ def _train_args(out, **kw):
 
 def test_a_decoder_only_fine_tune_keeps_the_latent_space_bit_identical(tmp_path):
     """Every generator checkpoint was trained on the encoder's latents: a decoder fine-tune must not move them."""
-    from distill.train_autoencoder import train
+    from distill.train.autoencoder import train
 
     torch.manual_seed(1)
     start = FrameAutoencoder(AUTOENCODER_CONFIGS["ae-s"])
@@ -97,7 +97,7 @@ def test_a_decoder_only_fine_tune_keeps_the_latent_space_bit_identical(tmp_path)
 
 
 def test_decoder_only_without_a_start_is_refused(tmp_path):
-    from distill.train_autoencoder import train
+    from distill.train.autoencoder import train
 
     with pytest.raises(ValueError, match="--decoder-only needs --init"):
         train(_train_args(tmp_path, decoder_only=True))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from clients.mouth_motion import speech_labels
-from realtime.bench_binding import bench_command, measure_case, summarize
+from realtime.bench.binding import bench_command, measure_case, summarize
 from realtime.errors import BYAError
 from realtime.media import SAMPLES_PER_FRAME
 
@@ -50,7 +50,7 @@ def test_bad_arguments_are_named(bad: dict, message: str, tmp_path) -> None:
 
 
 def test_isolation_keeps_the_listener_still_with_the_shipped_model() -> None:
-    from realtime.default_model import load_model
+    from realtime.model.default_model import load_model
 
     loaded = load_model(None)
     on = measure_case(loaded, 2, 1, 0, 3, isolate=True)

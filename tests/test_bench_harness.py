@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from distill.bench_harness import measure, table
+from distill.eval.bench_harness import measure, table
 from realtime.cli import main
 
 

@@ -224,8 +224,8 @@ def test_received_frames_map_to_the_engine_frames_they_show(loaded) -> None:  # 
     """
     from clients.python.viewer import WhepViewer
     from clients.room_tap import LocalServer, RoomTap, whep_first_pts
-    from realtime.engine import Room
-    from realtime.scene import world_scene
+    from realtime.engine.room import Room
+    from realtime.scene.scenes import world_scene
 
     def stamp(frame: int) -> int:
         return (frame * 16) % 256
@@ -273,7 +273,7 @@ def test_a_short_live_run_is_measured_end_to_end(loaded) -> None:  # noqa: F811
     from clients.latency_session import record_session
     from clients.mouth_motion import scene_mouth_boxes, separated_world_scene
     from clients.speech_bursts import speech_bursts
-    from realtime.engine import Room
+    from realtime.engine.room import Room
 
     scene, seed = separated_world_scene(2, 0, loaded.generator.cfg.frame_size, 2)
     tracks, bursts = speech_bursts(2, 2, gap_s=1.0, lead_s=1.5, tail_s=0.5)

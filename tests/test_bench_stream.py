@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from realtime.autoencoder import AUTOENCODER_CONFIGS, FrameAutoencoder
-from realtime.bench_stream import run_unpaced
-from realtime.generator import Generator
-from realtime.generator_config import GENERATOR_CONFIGS
+from realtime.bench.stream import run_unpaced
+from realtime.model.autoencoder import AUTOENCODER_CONFIGS, FrameAutoencoder
+from realtime.model.config import GENERATOR_CONFIGS
+from realtime.model.generator import Generator
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from realtime.binding import BindingTable, speaker_key
+from realtime.audio.binding import BindingTable, speaker_key
 from realtime.errors import BindingError, BYAError
 
 
@@ -21,7 +21,7 @@ def test_matrix_is_one_hot_rows_and_zero_when_muted():
 
 
 def test_matrix_feeds_the_streaming_generator_check():
-    from realtime.streaming import check_binding
+    from realtime.stream.session import check_binding
 
     table = BindingTable(2, {"a": 1, "b": 0})
     bind = table.matrix(["a", "b"], 2)

@@ -59,7 +59,7 @@ def _speech_frames(tap: RoomTap, frames: list[int]) -> np.ndarray:
 
 def test_bound_mouth_moves_with_the_browser_microphone(tmp_path) -> None:
     from clients.bench_latency import shipped_model
-    from realtime.engine import Room
+    from realtime.engine.room import Room
 
     loaded, steps, note = shipped_model(None, None)
     scene, seed = separated_world_scene(2, 0, loaded.generator.cfg.frame_size, 2)

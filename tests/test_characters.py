@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from distill.characters import sample_scene, validate_scene
 from realtime.errors import CharacterCountError, SceneError
+from realtime.scene.cartoon.characters import sample_scene, validate_scene
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4])

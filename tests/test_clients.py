@@ -21,7 +21,7 @@ from test_server import TOKEN, loaded, loopback_ice, served, wait_for  # noqa: F
 
 from clients.python import AudioFileError, Mp4Recorder, PacedAudioTrack, WhepViewer, WhipSpeaker, load_audio
 from clients.python.__main__ import main as client_main
-from realtime.video_file import read_video
+from realtime.outputs.video_file import read_video
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,4 @@
-"""distill.dialogue: deterministic scripts, aligned tracks, overlaps, interruptions and backchannels."""
+"""distill.world.dialogue: deterministic scripts, aligned tracks, overlaps, interruptions and backchannels."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import time
 import numpy as np
 import pytest
 
-from distill import dialogue as dl
-from distill.clip import DialogueTrack
-from distill.visemes import Viseme
+from distill.world import dialogue as dl
+from distill.world.clip import DialogueTrack
+from distill.world.visemes import Viseme
 from realtime.errors import CharacterCountError, ScriptError
 from realtime.media import AUDIO_SAMPLE_RATE, SAMPLES_PER_FRAME, VIDEO_FPS
 

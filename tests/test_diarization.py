@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from realtime.bench_diarization import best_mapping, enrollment_audio, score, summarise
-from realtime.diarization import Diarizer, decision_masks
+from realtime.audio.diarization import Diarizer, decision_masks
+from realtime.bench.diarization import best_mapping, enrollment_audio, score, summarise
 from realtime.errors import BYAError, DiarizationError
 from realtime.media import SAMPLES_PER_FRAME
 
@@ -16,7 +16,7 @@ SEED, N, SECONDS = 3, 3, 12.0  # not a benchmark seed (101-106); three voices wi
 @pytest.fixture(scope="module")
 def world():
     """A 3-character mix, its truth, and enrollment audio of each voice saying other sentences."""
-    from distill.clip import make_clip
+    from distill.world.clip import make_clip
 
     clip = make_clip(SEED, n_characters=N, size=64, seconds=SECONDS)
     said = {s.text for s in clip.dialogue.segments}

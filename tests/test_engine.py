@@ -16,16 +16,16 @@ import numpy as np
 import pytest
 import torch
 
-from realtime.audio_input import JITTER_MS, AudioInput
-from realtime.autoencoder import AUTOENCODER_CONFIGS, FrameAutoencoder
-from realtime.default_model import LoadedModel
-from realtime.engine import AUDIO_FRAME_SAMPLES, Room
+from realtime.audio.inputs import JITTER_MS, AudioInput
+from realtime.engine.latency_policy import MAX_RAISE_MS, RAISE_STEP_MS, LatencyPolicy
+from realtime.engine.room import AUDIO_FRAME_SAMPLES, Room
 from realtime.errors import AudioInputError, BindingError, BYAError, SceneError
-from realtime.generator import Generator
-from realtime.generator_config import GENERATOR_CONFIGS
-from realtime.latency_policy import MAX_RAISE_MS, RAISE_STEP_MS, LatencyPolicy
-from realtime.render import render_audio
-from realtime.scene import world_scene
+from realtime.model.autoencoder import AUTOENCODER_CONFIGS, FrameAutoencoder
+from realtime.model.config import GENERATOR_CONFIGS
+from realtime.model.default_model import LoadedModel
+from realtime.model.generator import Generator
+from realtime.outputs.render import render_audio
+from realtime.scene.scenes import world_scene
 
 RATE = 48_000
 BLOCK = 960  # 20 ms at 48 kHz: a WebRTC packet
@@ -396,7 +396,7 @@ def test_file_mode_follows_the_scenes_choreography(scene, monkeypatch) -> None:
 
     from matplotlib import cbook
 
-    from realtime.scene import photo_scene
+    from realtime.scene.scenes import photo_scene
 
     photo = photo_scene(
         cbook.get_sample_data("grace_hopper.jpg", asfileobj=False), boxes=[[200, 170, 320, 300]]
@@ -410,7 +410,7 @@ def test_file_mode_follows_the_scenes_choreography(scene, monkeypatch) -> None:
 def test_file_mode_composites_a_photo_scene_onto_the_full_photo() -> None:
     from matplotlib import cbook
 
-    from realtime.scene import photo_scene
+    from realtime.scene.scenes import photo_scene
 
     photo = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
     scene = photo_scene(photo, boxes=[[200, 170, 320, 300]])  # a small region: the frame is scaled into it
@@ -431,7 +431,7 @@ def test_file_mode_composites_a_photo_scene_onto_the_full_photo() -> None:
 )
 def test_warm_up_decides_listener_isolation(scene, monkeypatch, mode, sustainable, expect) -> None:
     """auto keeps the voiceless second pass only where a chunk with it fits the budget; on and off obey."""
-    import realtime.engine as engine
+    import realtime.engine.room as engine
 
     monkeypatch.setattr(engine, "SUSTAINABLE", sustainable)  # 0: nothing fits; 1e6: everything does
     loaded = tiny_model(1)
@@ -446,10 +446,10 @@ def test_warm_up_decides_listener_isolation(scene, monkeypatch, mode, sustainabl
 def test_bya_render_with_motion_makes_exactly_what_model_eval_track_scores() -> None:
     """`bya render --motion` on a world dialogue's scene and audio generates the frames `bya model eval
     --track` scores for that dialogue: the same session, re-posed the same way, from the same noise."""
-    from distill.clip import make_clip
-    from distill.render import render_plan, standing_plan
-    from realtime.sampler import generate
-    from realtime.scene import scene_from_description
+    from distill.world.clip import make_clip
+    from realtime.scene.cartoon.render import render_plan, standing_plan
+    from realtime.scene.scenes import scene_from_description
+    from realtime.stream.sampler import generate
 
     clip = make_clip(101, n_characters=2, seconds=1.0)
     loaded = tiny_model(steps=1)

@@ -6,10 +6,10 @@ import math
 
 import torch
 
-from distill.eval_generator import evaluate_checkpoint, markdown_table
-from realtime.generator import Generator
-from realtime.generator_checkpoint import save_generator
-from realtime.generator_config import GENERATOR_CONFIGS
+from distill.eval.generator import evaluate_checkpoint, markdown_table
+from realtime.model.checkpoint import save_generator
+from realtime.model.config import GENERATOR_CONFIGS
+from realtime.model.generator import Generator
 
 
 def test_a_report_carries_binding_leak_and_the_reference_held_baseline(tmp_path) -> None:

@@ -29,10 +29,10 @@ import numpy as np
 import pytest
 from test_engine import BLOCK, RATE, Viewer, contiguous, tiny_model
 
-from realtime.audio_ingest import DRIFT_DEADBAND_MS, StreamIngest
-from realtime.audio_input import BACKLOG_MS, JITTER_MS, AudioInput
-from realtime.engine import PULL_MS, Room
-from realtime.scene import world_scene
+from realtime.audio.ingest import DRIFT_DEADBAND_MS, StreamIngest
+from realtime.audio.inputs import BACKLOG_MS, JITTER_MS, AudioInput
+from realtime.engine.room import PULL_MS, Room
+from realtime.scene.scenes import world_scene
 
 TICK = 320  # 16 kHz samples per 20 ms tick of the room's clock
 PULL = 16 * PULL_MS  # 16 kHz samples the room pulls every PULL_MS

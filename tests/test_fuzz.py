@@ -28,20 +28,20 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import realtime.http_guard as http_guard
-import realtime.server as server_module
-from realtime.audio_ingest import SUPPORTED_RATES, StreamIngest
-from realtime.audio_input import AudioInput
-from realtime.autoencoder import AUTOENCODER_CONFIGS, FrameAutoencoder
-from realtime.default_model import LoadedModel
-from realtime.engine import Room
+import realtime.server.app as server_module
+import realtime.server.http_guard as http_guard
+from realtime.audio.ingest import SUPPORTED_RATES, StreamIngest
+from realtime.audio.inputs import AudioInput
+from realtime.engine.room import Room
 from realtime.errors import AudioInputError
-from realtime.generator import Generator
-from realtime.generator_config import GENERATOR_CONFIGS
-from realtime.http_guard import GuardConfig, token_ok
-from realtime.render import read_audio
-from realtime.scene import world_scene
-from realtime.server import LiveServer, ServerLimits
+from realtime.model.autoencoder import AUTOENCODER_CONFIGS, FrameAutoencoder
+from realtime.model.config import GENERATOR_CONFIGS
+from realtime.model.default_model import LoadedModel
+from realtime.model.generator import Generator
+from realtime.outputs.render import read_audio
+from realtime.scene.scenes import world_scene
+from realtime.server.app import LiveServer, ServerLimits
+from realtime.server.http_guard import GuardConfig, token_ok
 
 TOKEN = "fuzz-token-0123456789"
 FUZZ = settings(

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from realtime.errors import CheckpointError
-from realtime.generator import Generator
-from realtime.generator_checkpoint import load_generator, save_generator
-from realtime.generator_config import GENERATOR_CONFIGS, GeneratorConfig
 from realtime.media import MAX_CHARACTERS
+from realtime.model.checkpoint import load_generator, save_generator
+from realtime.model.config import GENERATOR_CONFIGS, GeneratorConfig
+from realtime.model.generator import Generator
 
 CFG = GENERATOR_CONFIGS["tiny"]
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distill.clip import Clip, make_clip
-from distill.harness import evaluate, main, save_plot, write_json
-from distill.mouth_reader import MouthReader, load_reader
+from distill.eval.harness import evaluate, main, save_plot, write_json
+from distill.eval.mouth_reader import MouthReader, load_reader
+from distill.world.clip import Clip, make_clip
 from realtime.errors import OutputPathError, VideoInputError
 
 # (seed, characters): every clip has turns, overlaps and silences; seed 13 has a character who never speaks.
@@ -63,7 +63,7 @@ def test_swapped_tracks_are_detected(reader: MouthReader) -> None:
     swapped = replace(
         d, audio=d.audio[perm], openness=d.openness[perm], viseme=d.viseme[perm], active=d.active[perm]
     )
-    from distill.render import render_scene
+    from realtime.scene.cartoon.render import render_scene
 
     frames = render_scene(clip.scene, swapped, size=clip.size, seed=clip.seed).frames
     good = evaluate(clip.render.frames, clip, reader=reader)
@@ -116,7 +116,7 @@ def _write_mp4(frames: np.ndarray, path: Path) -> None:
 
 
 def test_cli_truth_only_and_video(tmp_path: Path) -> None:
-    from distill.shards import save_clip
+    from distill.data.shards import save_clip
 
     clip = clip_of(11, 2)
     truth = save_clip(clip, tmp_path / "clip.npz")

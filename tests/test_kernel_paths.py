@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from realtime import bench_gpu
-from realtime.autoencoder import AUTOENCODER_CONFIGS, FrameAutoencoder
-from realtime.default_model import STUDENT, TEACHER, load_model
+from realtime.bench import gpu as bench_gpu
 from realtime.errors import BYAError
-from realtime.generator import Generator
-from realtime.generator_config import GENERATOR_CONFIGS
 from realtime.media import SAMPLES_PER_FRAME
-from realtime.streaming import StreamingGenerator
+from realtime.model.autoencoder import AUTOENCODER_CONFIGS, FrameAutoencoder
+from realtime.model.config import GENERATOR_CONFIGS
+from realtime.model.default_model import STUDENT, TEACHER, load_model
+from realtime.model.generator import Generator
+from realtime.stream.session import StreamingGenerator
 
 
 def _scene(n: int, frames: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -138,9 +138,9 @@ def test_bench_gpu_refuses_bad_arguments(tmp_path: Path, over: dict, message: st
 
 def test_the_shipped_student_streams_with_its_audio_guidance() -> None:
     """The checkpoint's audio guidance reaches every session the engine builds; a room can override it."""
-    from realtime.default_model import default_audio_guidance
-    from realtime.scene import world_scene
-    from realtime.scheduler import ChunkScheduler
+    from realtime.engine.scheduler import ChunkScheduler
+    from realtime.model.default_model import default_audio_guidance
+    from realtime.scene.scenes import world_scene
 
     loaded = load_model()
     assert loaded.path == STUDENT and loaded.audio_guidance == default_audio_guidance(STUDENT) == 2.0

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from distill.latent_data import LatentPool
-from realtime.generator_config import GENERATOR_CONFIGS
+from distill.data.latent_pool import LatentPool
 from realtime.media import MAX_CHARACTERS
+from realtime.model.config import GENERATOR_CONFIGS
 
 CFG = GENERATOR_CONFIGS["tiny"]
 
@@ -62,8 +62,8 @@ def test_a_tracked_run_takes_its_reference_from_the_pose_track_at_its_own_time()
 
 def test_pose_tracks_are_the_scenes_standing_choreography() -> None:
     """prepare_track renders make_clip's own scene where standing_plan puts it: masks match the clip's."""
-    from distill.clip import make_clip
-    from distill.latent_data import prepare_track
+    from distill.data.latent_pool import prepare_track
+    from distill.world.clip import make_clip
 
     cfg = GENERATOR_CONFIGS["toon-s"]
     frames, masks = prepare_track(7, cfg, 10)
@@ -79,8 +79,8 @@ def test_pose_tracks_are_the_scenes_standing_choreography() -> None:
 
 
 def test_listener_mouths_are_the_mouth_tokens_of_silent_streams_characters() -> None:
-    from distill.train_student import listener_mouths
-    from realtime.audio_features import SILENCE_DB
+    from distill.train.student import listener_mouths
+    from realtime.model.audio_features import SILENCE_DB
 
     pool, rng = _pool(), np.random.default_rng(2)
     seq = pool.sequence(4, 1, 0, rng)
@@ -106,9 +106,9 @@ def test_listener_mouths_are_the_mouth_tokens_of_silent_streams_characters() -> 
 
 
 def test_mouth_weight_replaces_the_pools_and_listener_weight_multiplies_it() -> None:
-    from distill.latent_data import MOUTH_TOKEN_WEIGHT
-    from distill.train_student import token_loss_weights
-    from realtime.audio_features import SILENCE_DB
+    from distill.data.latent_pool import MOUTH_TOKEN_WEIGHT
+    from distill.train.student import token_loss_weights
+    from realtime.model.audio_features import SILENCE_DB
 
     pool, rng = _pool(), np.random.default_rng(3)
     seq = pool.sequence(2, 1, 0, rng)
@@ -136,7 +136,7 @@ def test_mouth_weight_replaces_the_pools_and_listener_weight_multiplies_it() -> 
 def test_bad_mouth_and_critic_weights_are_refused() -> None:
     import argparse
 
-    from distill.train_student import add_arguments, train
+    from distill.train.student import add_arguments, train
     from realtime.errors import BYAError
 
     p = argparse.ArgumentParser()
@@ -156,9 +156,9 @@ def test_bad_mouth_and_critic_weights_are_refused() -> None:
 
 
 def test_the_mouth_critic_trains_on_mouth_tokens_and_pushes_the_student() -> None:
-    from distill.mouth_critic import Adversary, MouthCritic
-    from distill.train_student import rollout_losses
-    from realtime.generator import Generator
+    from distill.train.mouth_critic import Adversary, MouthCritic
+    from distill.train.student import rollout_losses
+    from realtime.model.generator import Generator
 
     torch.manual_seed(0)
     pool, rng = _pool(), np.random.default_rng(5)
@@ -204,7 +204,7 @@ def test_a_pool_with_openness_hands_each_chunk_its_characters_openness() -> None
 
 def test_the_pools_openness_is_the_worlds_mouth_truth() -> None:
     """add_openness re-synthesizes only the dialogue; it must equal what the rendered clip carries."""
-    from distill.clip import make_clip
+    from distill.world.clip import make_clip
 
     cfg = GENERATOR_CONFIGS["toon-s"]
     pool = LatentPool(cfg, ae=None, device="cpu")
@@ -219,10 +219,10 @@ def test_the_pools_openness_is_the_worlds_mouth_truth() -> None:
 
 
 def test_the_sync_term_reads_the_students_mouths_and_pushes_them_toward_the_truth(tmp_path) -> None:
-    from distill.mouth_probe import MouthProbe, load_probe, save_probe
-    from distill.train_student import rollout_losses
+    from distill.train.mouth_probe import MouthProbe, load_probe, save_probe
+    from distill.train.student import rollout_losses
     from realtime.errors import BYAError
-    from realtime.generator import Generator
+    from realtime.model.generator import Generator
 
     torch.manual_seed(0)
     pool, rng = _pool(), np.random.default_rng(7)
@@ -252,7 +252,7 @@ def test_the_sync_term_reads_the_students_mouths_and_pushes_them_toward_the_trut
 
 
 def test_the_probe_reads_each_mouth_from_all_its_tokens_in_any_order() -> None:
-    from distill.mouth_probe import MouthProbe, mouth_groups
+    from distill.train.mouth_probe import MouthProbe, mouth_groups
 
     torch.manual_seed(0)
     probe = MouthProbe(CFG.token_dim, hidden=16)
@@ -277,7 +277,7 @@ def test_the_probe_reads_each_mouth_from_all_its_tokens_in_any_order() -> None:
 def test_the_probe_trainer_refuses_bad_arguments_and_pools(tmp_path) -> None:
     import argparse
 
-    from distill.mouth_probe import add_arguments, train_probe
+    from distill.train.mouth_probe import add_arguments, train_probe
     from realtime.errors import BYAError
 
     p = argparse.ArgumentParser()
@@ -300,7 +300,7 @@ def test_the_probe_trainer_refuses_bad_arguments_and_pools(tmp_path) -> None:
 
 
 def test_swapped_runs_hear_a_bank_dialogue_for_as_many_characters_and_lose_their_mouth_targets() -> None:
-    from distill.train_student import token_loss_weights
+    from distill.train.student import token_loss_weights
 
     pool, rng = _pool(clips=4), np.random.default_rng(8)
     frames = pool.z.shape[1]

@@ -1,4 +1,4 @@
-"""Unit tests of distill.metrics against hand-made examples with known answers."""
+"""Unit tests of distill.eval.metrics against hand-made examples with known answers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from distill import metrics as M
+from distill.eval import metrics as M
 
 
 def test_pearson_known_values() -> None:

@@ -1,7 +1,7 @@
 """Mixed streams in the live server: `POST /whip/mix` diarized live into one room input per speaker.
 
-The end-to-end test sends a 2-speaker world dialogue (distill.dialogue, seed 3) through WHIP with both
-voices enrolled from other sentences (realtime.bench_diarization.enrollment_audio), taps what the room
+The end-to-end test sends a 2-speaker world dialogue (distill.world.dialogue, seed 3) through WHIP with both
+voices enrolled from other sentences (realtime.bench.diarization.enrollment_audio), taps what the room
 feeds each character, and scores it against the dialogue's truth; a plain WHIP speaker sending the same
 audio alongside gives the baseline for the added latency. The MixInput unit tests use a scripted
 diarizer and recording inputs, so they need neither WebRTC nor resemblyzer.
@@ -22,12 +22,12 @@ from scipy.signal import correlate, resample_poly
 from test_server import AUTH, SDP, TOKEN, loaded, loopback_ice, served, wait_for  # noqa: F401 (fixtures)
 from webrtc_peers import Speaker
 
-from realtime.audio_input import AudioInput
+from realtime.audio.inputs import AudioInput
+from realtime.audio.mix_input import MIX_JITTER_MS, MixDiarizer, MixInput
 from realtime.cli import main
 from realtime.errors import AudioInputError
 from realtime.media import AUDIO_SAMPLE_RATE, SAMPLES_PER_FRAME, WEBRTC_AUDIO_RATE
-from realtime.mix_input import MIX_JITTER_MS, MixDiarizer, MixInput
-from realtime.server import ServerLimits
+from realtime.server.app import ServerLimits
 
 SEED, SECONDS = 3, 12.0  # both voices speak in both halves (the re-binding happens half-way)
 LIMITS = ServerLimits(idle_timeout_s=5.0, max_rooms=1, max_viewers_total=4)  # no capacity measurement
@@ -37,8 +37,8 @@ UP = WEBRTC_AUDIO_RATE // AUDIO_SAMPLE_RATE
 @pytest.fixture(scope="module")
 def mix_world(tmp_path_factory):
     """The dialogue, and a MixDiarizer enrolled from WAV files as `bya serve --enroll` makes it."""
-    from distill.dialogue import synthesize_dialogue
-    from realtime.bench_diarization import enrollment_audio
+    from distill.world.dialogue import synthesize_dialogue
+    from realtime.bench.diarization import enrollment_audio
 
     dialogue = synthesize_dialogue(2, seconds=SECONDS, seed=SEED)
     said = {s.text for s in dialogue.segments}
@@ -380,7 +380,7 @@ def test_a_failing_diarizer_ends_its_stream_only() -> None:
 # -- bya serve's arguments ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def enroll_files(tmp_path_factory):
-    from realtime.bench_diarization import enrollment_audio
+    from realtime.bench.diarization import enrollment_audio
 
     folder = tmp_path_factory.mktemp("bad-enroll")
     short = enrollment_audio(SEED, 2, 0, set(), seconds=0.5)[: AUDIO_SAMPLE_RATE // 2]

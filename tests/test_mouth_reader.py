@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from distill.mouth_reader import (
+from distill.eval.mouth_reader import (
     DEFAULT_NAME,
     WEIGHTS_DIR,
     MouthReader,

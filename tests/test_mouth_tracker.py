@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from distill.clip import make_clip, truncate
-from distill.harness import evaluate
-from distill.mouth_reader import load_reader
-from distill.mouth_tracker import track_mouths
+from distill.eval.harness import evaluate
+from distill.eval.mouth_reader import load_reader
+from distill.eval.mouth_tracker import track_mouths
+from distill.world.clip import make_clip, truncate
 
 
 @pytest.fixture(scope="module")

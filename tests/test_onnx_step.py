@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from realtime.autoencoder import AUTOENCODER_CONFIGS, FrameAutoencoder
-from realtime.generator import Generator
-from realtime.generator_config import GENERATOR_CONFIGS
 from realtime.media import SAMPLES_PER_FRAME
-from realtime.onnx_step import DenoiseStep, OnnxDenoiser, example_inputs, export_step, pick_backend
-from realtime.streaming import StreamingGenerator
+from realtime.model.autoencoder import AUTOENCODER_CONFIGS, FrameAutoencoder
+from realtime.model.config import GENERATOR_CONFIGS
+from realtime.model.generator import Generator
+from realtime.model.onnx_step import DenoiseStep, OnnxDenoiser, example_inputs, export_step, pick_backend
+from realtime.stream.session import StreamingGenerator
 
 pytest.importorskip("onnxruntime")
 
@@ -40,7 +40,7 @@ def test_onnx_step_matches_torch(exported, window: int) -> None:
         v, m = DenoiseStep(g)(*args)
     ort = OnnxDenoiser(path)
     assert ort.provider == "CPUExecutionProvider"
-    from realtime.generator import SinkCache
+    from realtime.model.generator import SinkCache
 
     out = ort(
         args[0],
@@ -89,8 +89,8 @@ def test_pick_backend_names_what_it_picked(exported) -> None:
 
 
 def test_the_exported_step_is_cached_by_the_weights_content(tmp_path) -> None:
-    from realtime.default_model import LoadedModel, use_backend
-    from realtime.generator_checkpoint import load_generator, save_generator
+    from realtime.model.checkpoint import load_generator, save_generator
+    from realtime.model.default_model import LoadedModel, use_backend
 
     ckpt, cache = tmp_path / "g.safetensors", tmp_path / "cache"
     torch.manual_seed(0)

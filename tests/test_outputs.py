@@ -19,16 +19,16 @@ import numpy as np
 import pytest
 import torch
 
-from realtime.autoencoder import AUTOENCODER_CONFIGS, FrameAutoencoder
-from realtime.default_model import LoadedModel
-from realtime.engine import Room
-from realtime.generator import Generator
-from realtime.generator_checkpoint import save_generator
-from realtime.generator_config import GENERATOR_CONFIGS
+from realtime.engine.room import Room
 from realtime.media import VIDEO_FPS, WEBRTC_AUDIO_RATE
-from realtime.recorder import ContainerSink, OutputSinkError, parse_udp_url
-from realtime.scene import world_scene
-from realtime.virtual_camera import VirtualCameraError, VirtualCameraSink, open_camera
+from realtime.model.autoencoder import AUTOENCODER_CONFIGS, FrameAutoencoder
+from realtime.model.checkpoint import save_generator
+from realtime.model.config import GENERATOR_CONFIGS
+from realtime.model.default_model import LoadedModel
+from realtime.model.generator import Generator
+from realtime.outputs.recorder import ContainerSink, OutputSinkError, parse_udp_url
+from realtime.outputs.virtual_camera import VirtualCameraError, VirtualCameraSink, open_camera
+from realtime.scene.scenes import world_scene
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -6,11 +6,11 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from distill import motion
-from distill.characters import sample_scene
-from distill.clip import DialogueTrack, SceneRender
-from distill.render import render_plan, render_scene, save_contact_sheet, standing_plan
+from distill.world.clip import DialogueTrack, SceneRender
 from realtime.errors import FrameSizeError, SceneError
+from realtime.scene.cartoon import motion
+from realtime.scene.cartoon.characters import sample_scene
+from realtime.scene.cartoon.render import render_plan, render_scene, save_contact_sheet, standing_plan
 
 
 def dialogue(openness: np.ndarray, active: np.ndarray | None = None) -> DialogueTrack:

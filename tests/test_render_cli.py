@@ -12,8 +12,8 @@ import pytest
 from matplotlib import cbook
 
 from realtime.cli import main
-from realtime.default_model import TEACHER
-from realtime.scene import PHOTO_ONLY_NOTE
+from realtime.model.default_model import TEACHER
+from realtime.scene.scenes import PHOTO_ONLY_NOTE
 
 PHOTO = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
 
@@ -111,7 +111,7 @@ def test_render_rejects_bad_input_with_one_line(wavs, tmp_path: Path, capsys) ->
 
 def test_render_from_one_mixed_stream(tmp_path: Path) -> None:
     """--mix: one stream with two voices is diarized (online clustering) to the two characters."""
-    from distill.dialogue import synthesize_dialogue
+    from distill.world.dialogue import synthesize_dialogue
 
     dialogue = synthesize_dialogue(2, seconds=1.2, seed=5)
     mix = tmp_path / "mix.wav"

@@ -17,17 +17,17 @@ import torch
 from aiohttp import web
 from webrtc_peers import Speaker, Viewer
 
-from realtime.admission import RETRY_AFTER_S, measure_capacity, rooms_that_fit, viewers_that_fit
-from realtime.autoencoder import AUTOENCODER_CONFIGS, FrameAutoencoder
-from realtime.default_model import LoadedModel
-from realtime.engine import Room
-from realtime.generator import Generator
-from realtime.generator_config import GENERATOR_CONFIGS
-from realtime.http_guard import GuardConfig
-from realtime.rooms import RoomRequest, RoomRequestError, parse_room_request
-from realtime.scene import world_scene
-from realtime.server import LiveServer, ServerLimits
-from realtime.webrtc import restrict_ice_addresses, tune_consent
+from realtime.engine.room import Room
+from realtime.model.autoencoder import AUTOENCODER_CONFIGS, FrameAutoencoder
+from realtime.model.config import GENERATOR_CONFIGS
+from realtime.model.default_model import LoadedModel
+from realtime.model.generator import Generator
+from realtime.scene.scenes import world_scene
+from realtime.server.admission import RETRY_AFTER_S, measure_capacity, rooms_that_fit, viewers_that_fit
+from realtime.server.app import LiveServer, ServerLimits
+from realtime.server.http_guard import GuardConfig
+from realtime.server.rooms import RoomRequest, RoomRequestError, parse_room_request
+from realtime.server.webrtc import restrict_ice_addresses, tune_consent
 
 TOKEN = "test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

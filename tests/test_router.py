@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from realtime.router import MaskRefiner, boxes_to_masks, centroid_features, token_weights
+from realtime.model.router import MaskRefiner, boxes_to_masks, centroid_features, token_weights
 
 
 def test_boxes_to_masks_covers_cells_by_area() -> None:

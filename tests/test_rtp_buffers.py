@@ -7,7 +7,7 @@ import asyncio
 from aiortc import RTCPeerConnection
 from aiortc.rtp import RtpPacket
 
-from realtime.rtp_buffers import MarkerVideoBuffer, PacketAudioBuffer, use_low_latency_buffers
+from realtime.server.rtp_buffers import MarkerVideoBuffer, PacketAudioBuffer, use_low_latency_buffers
 
 
 def _packet(seq: int, timestamp: int, data: bytes, marker: bool = False) -> RtpPacket:

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from realtime.autoencoder import AUTOENCODER_CONFIGS, FrameAutoencoder
-from realtime.generator import Generator
-from realtime.generator_config import GENERATOR_CONFIGS
 from realtime.media import SAMPLES_PER_FRAME
-from realtime.router import boxes_to_masks
-from realtime.sampler import generate, upsample_masks
+from realtime.model.autoencoder import AUTOENCODER_CONFIGS, FrameAutoencoder
+from realtime.model.config import GENERATOR_CONFIGS
+from realtime.model.generator import Generator
+from realtime.model.router import boxes_to_masks
+from realtime.stream.sampler import generate, upsample_masks
 
 
 @pytest.fixture(scope="module")

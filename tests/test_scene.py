@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from matplotlib import cbook
 
-from realtime.compositor import composite, mask_boxes
+from realtime.engine.compositor import composite, mask_boxes
 from realtime.errors import BYAError, SceneError
-from realtime.scene import (
+from realtime.scene.scenes import (
     BUNDLED_SCENES,
     load_scene,
     photo_scene,

@@ -19,17 +19,17 @@ from aiohttp import web
 from scipy.signal import resample_poly
 from webrtc_peers import Speaker, Viewer
 
-import realtime.server as server_module
-from realtime.autoencoder import AUTOENCODER_CONFIGS, FrameAutoencoder
-from realtime.default_model import LoadedModel
-from realtime.engine import Room
-from realtime.generator import Generator
-from realtime.generator_config import GENERATOR_CONFIGS
-from realtime.http_guard import GuardConfig, ServerConfigError
+import realtime.server.app as server_module
+from realtime.engine.room import Room
 from realtime.media import AUDIO_SAMPLE_RATE, WEBRTC_AUDIO_RATE
-from realtime.scene import world_scene
-from realtime.server import LiveServer, ServerLimits
-from realtime.webrtc import restrict_ice_addresses, tune_consent
+from realtime.model.autoencoder import AUTOENCODER_CONFIGS, FrameAutoencoder
+from realtime.model.config import GENERATOR_CONFIGS
+from realtime.model.default_model import LoadedModel
+from realtime.model.generator import Generator
+from realtime.scene.scenes import world_scene
+from realtime.server.app import LiveServer, ServerLimits
+from realtime.server.http_guard import GuardConfig, ServerConfigError
+from realtime.server.webrtc import restrict_ice_addresses, tune_consent
 
 TOKEN = "test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -46,7 +46,7 @@ def loaded() -> LoadedModel:
 @pytest.fixture(scope="module")
 def speech() -> np.ndarray:
     """(2, S) float32 at 48 kHz: a world dialogue's per-character speech tracks."""
-    from distill.dialogue import synthesize_dialogue
+    from distill.world.dialogue import synthesize_dialogue
 
     track = synthesize_dialogue(2, seconds=6.0, seed=3)
     return resample_poly(track.audio, WEBRTC_AUDIO_RATE // AUDIO_SAMPLE_RATE, 1, axis=1).astype(np.float32)

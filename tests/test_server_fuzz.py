@@ -15,7 +15,7 @@ import pytest
 from test_server import AUTH, SDP, TOKEN, loaded, served  # noqa: F401 (loaded is a fixture)
 from webrtc_peers import Speaker, Viewer
 
-import realtime.server as server_module
+import realtime.server.app as server_module
 
 MUTATIONS = 150  # per endpoint; ~10 s in all on the 2-core CPU
 TIME_LIMIT_S = 90

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from distill.clip import Clip, DialogueTrack, SceneRender, Segment
-from distill.shards import ShardDataset, ShardWriter, SynthSpec, load_clip, read_manifest, save_clip
+from distill.data.shards import ShardDataset, ShardWriter, SynthSpec, load_clip, read_manifest, save_clip
+from distill.world.clip import Clip, DialogueTrack, SceneRender, Segment
 from realtime.errors import OutputPathError, ShardError
 
 

@@ -1,4 +1,4 @@
-"""distill.speech: espeak audio with phoneme and word timings, voices, determinism and input errors."""
+"""distill.world.speech: espeak audio with phoneme and word timings, voices, determinism and input errors."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distill import speech
+from distill.world import speech
 from realtime.errors import SpeechError
 from realtime.media import AUDIO_SAMPLE_RATE
 
@@ -194,7 +194,9 @@ def test_an_utterance_does_not_depend_on_when_its_helper_started() -> None:
     # "de+f3" breathes: it draws from espeak's random generator, which espeak seeds from the clock. The helper
     # runs in its own process (it forks per utterance, which a threaded pytest process must not do)
     helper_dir = str(Path(speech.__file__).parent)
-    out = subprocess.run([sys.executable, "-P", "-c", SEEDED_TWICE, helper_dir], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-P", "-c", SEEDED_TWICE, helper_dir], capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr
     same, size = out.stdout.split()
     assert same == "True" and int(size) > 1000

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from realtime.audio_features import frame_windows, log_mel
-from realtime.autoencoder import AUTOENCODER_CONFIGS, FrameAutoencoder, frames_to_tensor
-from realtime.generator import Generator
-from realtime.generator_config import GENERATOR_CONFIGS
 from realtime.media import MAX_CHARACTERS, SAMPLES_PER_FRAME
-from realtime.streaming import StreamingGenerator, pad_characters
+from realtime.model.audio_features import frame_windows, log_mel
+from realtime.model.autoencoder import AUTOENCODER_CONFIGS, FrameAutoencoder, frames_to_tensor
+from realtime.model.config import GENERATOR_CONFIGS
+from realtime.model.generator import Generator
+from realtime.stream.session import StreamingGenerator, pad_characters
 
 CFG = GENERATOR_CONFIGS["tiny"]
 
@@ -179,7 +179,7 @@ def _region_cells(masks: np.ndarray, k: int, size: int = 16) -> np.ndarray:
 
 
 def test_listener_region_covers_listeners_and_spares_speakers() -> None:
-    from realtime.voice_regions import listener_region
+    from realtime.stream.voice_regions import listener_region
 
     masks = torch.zeros(1, 2, 4, 32, 32)
     masks[:, :, 0, 8:24, 2:12] = 1.0  # a listener

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from distill.clip import make_clip
-from distill.loader import ClipWindows, clip_window
-from distill.shards import ShardDataset, SynthSpec, clip_seed
-from distill.synth import synthesize_dataset
+from distill.data.loader import ClipWindows, clip_window
+from distill.data.shards import ShardDataset, SynthSpec, clip_seed
+from distill.data.synth import synthesize_dataset
+from distill.world.clip import make_clip
 from realtime.cli import main
 from realtime.media import MAX_CHARACTERS, SAMPLES_PER_FRAME
 

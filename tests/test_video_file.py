@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from realtime.errors import OutputPathError, VideoInputError
-from realtime.video_file import read_video, write_mp4
+from realtime.outputs.video_file import read_video, write_mp4
 
 
 def test_round_trip_with_audio(tmp_path):

@@ -1,4 +1,4 @@
-"""distill.visemes: IPA -> viseme coverage of espeak's output, and openness that follows the speech."""
+"""distill.world.visemes: IPA -> viseme coverage of espeak's output, and openness that follows the speech."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import logging
 import numpy as np
 import pytest
 
-from distill import speech
-from distill import visemes as vz
-from distill.phrasebook import ACCENTS, BACKCHANNELS, SENTENCES
-from distill.visemes import Viseme
+from distill.world import speech
+from distill.world import visemes as vz
+from distill.world.phrasebook import ACCENTS, BACKCHANNELS, SENTENCES
+from distill.world.visemes import Viseme
 from realtime.media import VIDEO_FPS
 
 FRAME_MS = 1000 / VIDEO_FPS
@@ -57,7 +57,7 @@ def test_key_phonemes(ipa: str, expected: tuple[Viseme, ...]) -> None:
 
 
 def test_codes_match_the_renderer() -> None:
-    # distill.cartoon draws codes 0-6 as these shapes and anything above as a neutral mouth
+    # realtime.scene.cartoon.shapes draws codes 0-6 as these shapes and anything above as a neutral mouth
     drawn = [Viseme.REST, Viseme.CLOSED, Viseme.OPEN, Viseme.WIDE, Viseme.ROUND, Viseme.TEETH, Viseme.TONGUE]
     assert list(range(7)) == drawn
     assert set(vz.SHAPES) == set(Viseme)
@@ -76,7 +76,7 @@ def test_every_symbol_espeak_emits_has_a_viseme(language: str) -> None:
 
 def test_unknown_symbols_are_counted_and_logged(caplog: pytest.LogCaptureFixture) -> None:
     before = vz.UNKNOWN_SYMBOLS["☃"]
-    with caplog.at_level(logging.WARNING, logger="distill.visemes"):
+    with caplog.at_level(logging.WARNING, logger="distill.world.visemes"):
         assert vz.phoneme_visemes("☃") == (Viseme.MID,)
     assert vz.UNKNOWN_SYMBOLS["☃"] == before + 1
     assert "no viseme" in caplog.text or before > 0

@@ -41,7 +41,7 @@ FLAGS = [
 
 
 def _speech_wav(path) -> None:
-    from distill.dialogue import synthesize_dialogue
+    from distill.world.dialogue import synthesize_dialogue
 
     track = synthesize_dialogue(1, seconds=8.0, seed=7).audio[0]
     pcm = resample_poly(track, WEBRTC_AUDIO_RATE // AUDIO_SAMPLE_RATE, 1)

@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from distill.worker_pool import process_executor, process_pool
+from distill.data.worker_pool import process_executor, process_pool
 
 HELD = threading.Lock()
 

@@ -14,7 +14,7 @@ import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 
 from clients.python.audio_file import PacedAudioTrack
-from realtime.webrtc import rtc_configuration
+from realtime.server.webrtc import rtc_configuration
 
 
 async def post_offer(http: aiohttp.ClientSession, url: str, pc: RTCPeerConnection, token: str | None):

@@ -17,8 +17,8 @@ import aiohttp
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from realtime.errors import BYAError
-from realtime.http_guard import is_loopback
-from realtime.webrtc import close_quietly, restrict_ice_addresses
+from realtime.server.http_guard import is_loopback
+from realtime.server.webrtc import close_quietly, restrict_ice_addresses
 
 log = logging.getLogger(__name__)
 

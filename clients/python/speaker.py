@@ -10,7 +10,7 @@ from aiortc import RTCPeerConnection
 
 from clients.python.audio_file import PacedAudioTrack
 from clients.python.signaling import RemoteSession, end_session, exchange, wait_connected
-from realtime.webrtc import rtc_configuration
+from realtime.server.webrtc import rtc_configuration
 
 
 class WhipSpeaker:

@@ -22,8 +22,8 @@ from aiortc.mediastreams import MediaStreamError
 from clients.python.recording import Mp4Recorder
 from clients.python.signaling import RemoteSession, end_session, exchange, wait_connected
 from realtime.media import RTP_VIDEO_CLOCK_RATE, VIDEO_FPS, WEBRTC_AUDIO_RATE
-from realtime.rtp_buffers import use_low_latency_buffers
-from realtime.webrtc import rtc_configuration
+from realtime.server.rtp_buffers import use_low_latency_buffers
+from realtime.server.webrtc import rtc_configuration
 
 log = logging.getLogger(__name__)
 

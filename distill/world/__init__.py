@@ -1,0 +1,1 @@
+"""The synthetic dialogue world: speech (espeak), dialogues, visemes and clips rendered from a seed."""

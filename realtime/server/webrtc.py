@@ -1,0 +1,261 @@
+"""The WebRTC side of the live server: peer connections on loopback, SDP checks, and the media tracks.
+
+`RoomVideoTrack` and `RoomAudioTrack` are aiortc tracks that read one engine Subscription (video at
+25 fps on the 90 kHz RTP clock, audio as 20 ms frames at 48 kHz); `pump_audio` feeds a received
+(Opus) track into an engine AudioInput. ICE gathers host candidates on the configured addresses only
+(loopback by default), so a local server and its tests never touch another interface. aiortc has
+no trickle ICE: every candidate is in the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import logging
+from collections.abc import Callable, Sequence
+
+import aioice.ice
+import av
+import numpy as np
+from aiortc import (
+    MediaStreamTrack,
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc import sdp as aiortc_sdp
+from aiortc.exceptions import InvalidAccessError, OperationError
+from aiortc.mediastreams import MediaStreamError
+
+from realtime.errors import BYAError
+from realtime.media import RTP_VIDEO_CLOCK_RATE, VIDEO_FPS, WEBRTC_AUDIO_RATE
+from realtime.server.rtp_buffers import use_low_latency_buffers
+
+log = logging.getLogger(__name__)
+
+VIDEO_TICKS_PER_FRAME = RTP_VIDEO_CLOCK_RATE // VIDEO_FPS  # 3600 ticks of 90 kHz per 40 ms frame
+VIDEO_TIME_BASE = fractions.Fraction(1, RTP_VIDEO_CLOCK_RATE)
+AUDIO_TIME_BASE = fractions.Fraction(1, WEBRTC_AUDIO_RATE)
+# what aiortc's SDP parser and offer checks raise on bad or unsupported offers (no common codec, ...);
+# its parser validates with `assert` and `next()`, hence AssertionError and StopIteration
+OFFER_ERRORS = (
+    AssertionError,
+    StopIteration,
+    ValueError,
+    KeyError,
+    IndexError,
+    TypeError,
+    AttributeError,
+    OperationError,
+    InvalidAccessError,
+)
+MAX_SDP_LINES = 2000  # far above any real offer; bounds the parser's work on hostile input
+
+
+class SdpError(BYAError):
+    """An SDP offer that is not valid SDP or does not offer what the endpoint needs."""
+
+
+# -- ICE on chosen addresses only -----------------------------------------------------------------------
+_ice_addresses: list[str] | None = None
+_aioice_lookup = aioice.ice.get_host_addresses
+
+
+def _host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    if _ice_addresses is None:
+        return _aioice_lookup(use_ipv4, use_ipv6)
+    return list(_ice_addresses)
+
+
+def restrict_ice_addresses(addresses: Sequence[str] | None) -> None:
+    """Gather host candidates on exactly these addresses (None: aioice's default, every non-loopback one).
+
+    aioice never offers 127.0.0.1 on its own, so a loopback server must name it. The lookup is
+    process-wide (aioice reads it at each gathering), which is what a one-server process wants.
+    """
+    global _ice_addresses
+    _ice_addresses = None if addresses is None else list(addresses)
+    aioice.ice.get_host_addresses = _host_addresses
+
+
+def tune_consent(interval_s: float, failures: int) -> None:
+    """How fast a vanished peer is noticed: ICE consent (RFC 7675) expires after interval_s * failures."""
+    if interval_s <= 0 or failures < 1:
+        raise ValueError(f"consent interval must be > 0 and failures >= 1, got {interval_s}, {failures}")
+    aioice.ice.CONSENT_INTERVAL = interval_s
+    aioice.ice.CONSENT_FAILURES = failures
+
+
+def rtc_configuration() -> RTCConfiguration:
+    """No STUN/TURN (nothing is contacted) and one bundled transport (several tracks of a kind survive)."""
+    return RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+
+
+# -- SDP ------------------------------------------------------------------------------------------------
+def check_offer(body: bytes, need: str) -> RTCSessionDescription:
+    """Parse an offer and check it has what the endpoint needs ('send-audio' for WHIP, 'recv-video' for WHEP)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SdpError("the SDP offer is not UTF-8 text") from exc
+    lines = text.replace("\r\n", "\n").strip().split("\n")
+    if not lines or lines[0].strip() != "v=0":
+        raise SdpError("the SDP offer must start with 'v=0'")
+    if len(lines) > MAX_SDP_LINES:
+        raise SdpError(f"the SDP offer has {len(lines)} lines, more than {MAX_SDP_LINES}")
+    for line in lines:
+        if len(line) < 2 or line[1] != "=" or not line[0].isalpha() or not line.isprintable():
+            raise SdpError(f"malformed SDP line {line[:40]!r}")
+    media = [_media_section(lines, i) for i, line in enumerate(lines) if line.startswith("m=")]
+    if not media:
+        raise SdpError("the SDP offer has no media section")
+    kind, directions = (
+        ("audio", {"sendonly", "sendrecv"}) if need == "send-audio" else ("video", {"recvonly", "sendrecv"})
+    )
+    if not any(k == kind and d in directions for k, d in media):
+        want = "send audio" if need == "send-audio" else "receive video"
+        raise SdpError(
+            f"the SDP offer does not {want} (an m={kind} section that is {'/'.join(sorted(directions))})"
+        )
+    if "a=ice-ufrag:" not in text or "a=fingerprint:" not in text:
+        raise SdpError("the SDP offer lacks ICE credentials or a DTLS fingerprint")
+    text = text if text.endswith("\n") else text + "\r\n"
+    try:  # aiortc's own parser, before any peer connection exists; it validates with `assert`
+        aiortc_sdp.SessionDescription.parse(text)
+    except OFFER_ERRORS as exc:
+        raise SdpError(f"the SDP offer cannot be parsed: {type(exc).__name__} {exc}".rstrip()) from exc
+    return RTCSessionDescription(sdp=text, type="offer")
+
+
+def _media_section(lines: list[str], start: int) -> tuple[str, str]:
+    """(kind, direction) of the m= section starting at lines[start]; direction defaults to sendrecv."""
+    kind = lines[start][2:].split(" ", 1)[0]
+    direction = "sendrecv"
+    for line in lines[start + 1 :]:
+        if line.startswith("m="):
+            break
+        if line.strip() in ("a=sendonly", "a=recvonly", "a=sendrecv", "a=inactive"):
+            direction = line.strip()[2:]
+    return kind, direction
+
+
+async def answer(
+    pc: RTCPeerConnection, offer: RTCSessionDescription, tracks: Sequence[MediaStreamTrack] = ()
+) -> str:
+    """Apply the offer, send `tracks`, and return the answer SDP with every candidate (no trickle ICE)."""
+    try:
+        await pc.setRemoteDescription(offer)
+        use_low_latency_buffers(pc)  # the engine buffers audio itself: aiortc's 80 ms wait is pure delay
+        for track in tracks:  # attach to the transceivers the offer created; kinds it lacks are skipped
+            if any(t.kind == track.kind and t.sender.track is None for t in pc.getTransceivers()):
+                pc.addTrack(track)
+        await pc.setLocalDescription(await pc.createAnswer())
+    except OFFER_ERRORS as exc:
+        raise SdpError(f"the SDP offer was refused: {type(exc).__name__} {exc}".rstrip()) from exc
+    return pc.localDescription.sdp
+
+
+# -- outgoing tracks ------------------------------------------------------------------------------------
+class RoomVideoTrack(MediaStreamTrack):
+    """The room's composited video, one frame per engine frame, stamped on the 90 kHz RTP clock."""
+
+    kind = "video"
+
+    def __init__(self, subscription) -> None:
+        super().__init__()
+        self.subscription = subscription
+        self._first: int | None = None
+
+    async def recv(self) -> av.VideoFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        out = await self.subscription.next_video()  # paced by the room's clock
+        if out is None:
+            self.stop()
+            raise MediaStreamError
+        if self._first is None:
+            self._first = out.pts
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(out.image), format="rgb24")
+        frame.pts = (out.pts - self._first) * VIDEO_TICKS_PER_FRAME
+        frame.time_base = VIDEO_TIME_BASE
+        return frame
+
+
+class RoomAudioTrack(MediaStreamTrack):
+    """The room's mixed audio (already delayed to meet its frames), 20 ms int16 frames at 48 kHz."""
+
+    kind = "audio"
+
+    def __init__(self, subscription) -> None:
+        super().__init__()
+        self.subscription = subscription
+        self._first: int | None = None
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        out = await self.subscription.next_audio()
+        if out is None:
+            self.stop()
+            raise MediaStreamError
+        if self._first is None:
+            self._first = out.pts
+        pcm = np.ascontiguousarray(out.pcm, dtype=np.int16).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+        frame.sample_rate = WEBRTC_AUDIO_RATE
+        frame.pts = out.pts - self._first
+        frame.time_base = AUDIO_TIME_BASE
+        return frame
+
+
+# -- incoming audio -------------------------------------------------------------------------------------
+async def pump_audio(
+    track: MediaStreamTrack,
+    audio_input,
+    idle_timeout_s: float,
+    received: Callable[[float], None] | None = None,
+) -> str:
+    """Feed a received audio track into an engine AudioInput until it ends; return why it ended.
+
+    Frames arrive as decoded PyAV frames (Opus: s16 stereo at 48 kHz); they are mixed down to mono
+    int16 at their own rate and handed to the engine, which resamples and validates. A track that
+    delivers nothing for idle_timeout_s counts as a vanished peer. `received` is told the seconds of
+    audio handed over.
+    """
+    mono: av.AudioResampler | None = None
+    rate = None
+    while True:
+        try:
+            frame = await asyncio.wait_for(track.recv(), idle_timeout_s)
+        except TimeoutError:
+            return "idle"
+        except MediaStreamError:
+            return "ended"
+        if frame.sample_rate != rate:  # a new rate (renegotiation): a new resampler
+            rate = frame.sample_rate
+            mono = av.AudioResampler(format="s16", layout="mono", rate=rate)
+        for out in mono.resample(frame):
+            audio_input.write(out.to_ndarray().reshape(-1), rate)
+            if received is not None:
+                received(out.samples / rate)
+
+
+async def close_quietly(pc: RTCPeerConnection) -> None:
+    """Close a peer connection; a peer that is already gone must not stop the cleanup of the others."""
+    try:
+        await asyncio.wait_for(pc.close(), 5.0)
+    except Exception as exc:  # logged, not raised: the caller is cleaning up after a failure already
+        log.warning("closing a peer connection failed (%r); stopping its transports directly", exc)
+        await _stop_transports(pc)
+
+
+async def _stop_transports(pc: RTCPeerConnection) -> None:
+    """aiortc's close() stops at the first transceiver left without a transport by an offer it applied
+    only in part (seen with fuzzed offers); stop every DTLS and ICE transport so no socket is left open."""
+    transports = (*pc._RTCPeerConnection__dtlsTransports, *pc._RTCPeerConnection__iceTransports)
+    for transport in transports:
+        try:
+            await asyncio.wait_for(transport.stop(), 2.0)
+        except Exception as exc:  # one stuck transport must not keep the next one open
+            log.warning("stopping %s failed: %r", type(transport).__name__, exc)
