@@ -23,6 +23,7 @@ from distill.eval.mouth_tracker import track_mouths
 from distill.world.clip import make_clip
 from realtime.errors import BYAError
 from realtime.model.autoencoder import load_autoencoder, roundtrip
+from realtime.model.spec import SHIPPED
 
 OFF_PX = 3.0  # a tracked mouth centre this far from the truth reads a different part of the face
 ROWS = (
@@ -103,7 +104,7 @@ def table(rep: dict) -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--autoencoder", default="realtime/weights/ae-s.safetensors")
+    p.add_argument("--autoencoder", default=str(SHIPPED.autoencoder_path))
     p.add_argument("--extended", action="store_true", help="the 18 held-out dialogues (default: the six)")
     p.add_argument("--seconds", type=float, default=8.0)
     p.add_argument("--out", default="runs/bench/harness.json")

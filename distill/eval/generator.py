@@ -24,7 +24,8 @@ from realtime.audio.binding import add_guidance_argument, add_isolation_argument
 from realtime.errors import BYAError
 from realtime.model.autoencoder import load_autoencoder, roundtrip
 from realtime.model.checkpoint import load_generator
-from realtime.model.default_model import default_audio_guidance, default_window
+from realtime.model.default_model import default_audio_guidance, default_steps, default_window
+from realtime.model.spec import SHIPPED
 from realtime.scene.cartoon.render import render_standing
 from realtime.stream.sampler import generate, upsample_masks
 
@@ -196,10 +197,12 @@ def evaluate_checkpoint(
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", default="realtime/weights/toon-s-teacher.safetensors")
-    p.add_argument("--autoencoder", default="realtime/weights/ae-s.safetensors")
+    p.add_argument("--checkpoint", default=str(SHIPPED.generator_path), help="default: the shipped model")
+    p.add_argument("--autoencoder", default=str(SHIPPED.autoencoder_path))
     p.add_argument("--seconds", type=float, default=8.0, help="length of each held-out clip")
-    p.add_argument("--steps", type=int, default=8, help="Euler steps per chunk")
+    p.add_argument(
+        "--steps", type=int, default=None, help="Euler steps per chunk (default: the checkpoint's own: 1 for the student)"
+    )
     p.add_argument("--window", type=int, default=None, help="context chunks (default: the checkpoint's)")
     p.add_argument("--clips", type=int, default=len(EVAL_SEEDS), help=f"held-out clips (1-{len(EVAL_SEEDS)})")
     p.add_argument(
@@ -221,6 +224,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def eval_model_command(args: argparse.Namespace) -> int:
     if not 1 <= args.clips <= len(EVAL_SEEDS):
         raise BYAError(f"--clips must be in [1, {len(EVAL_SEEDS)}], got {args.clips}")
+    if args.steps is None:
+        args.steps = default_steps(args.checkpoint)
     if not 1 <= args.steps <= 100:
         raise BYAError(f"--steps must be in [1, 100], got {args.steps}")
     if not 1.0 <= args.seconds <= 60.0:

@@ -33,6 +33,7 @@ from torch import nn
 from distill.data.latent_pool import is_mouth_token
 from realtime.errors import BYAError
 from realtime.model.router import token_weights
+from realtime.model.spec import SHIPPED
 
 PROBE_FORMAT = "bya-mouth-probe"
 
@@ -234,7 +235,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--pool", required=True, help="a saved LatentPool with pose tracks (bya train student --pool)"
     )
-    p.add_argument("--model", default="realtime/weights/toon-s-student.safetensors", help="for the config")
+    p.add_argument("--model", default=str(SHIPPED.generator_path), help="for the config")
     p.add_argument("--out", default="distill/weights/mouth_probe.safetensors")
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--gather", type=int, default=300, help="random chunks of 64 the probe learns from")

@@ -44,6 +44,7 @@ from realtime.model.autoencoder import load_autoencoder
 from realtime.model.checkpoint import load_generator, save_generator
 from realtime.model.generator import Generator
 from realtime.model.router import token_weights
+from realtime.model.spec import SHIPPED, TEACHER
 
 METHODS = ("regress", "teacher")
 
@@ -409,7 +410,9 @@ def train(args: argparse.Namespace) -> dict:
         **({"dialogue_bank": args.dialogues} if args.swap_audio > 0 else {}),
         **({"sync_probe": str(args.sync_probe)} if args.sync_weight > 0 else {}),
     }
-    save_generator(ema.cpu(), out / "student.safetensors", extra={"training": facts})
+    save_generator(
+        ema.cpu(), out / "student.safetensors", extra={"training": facts}, autoencoder=args.autoencoder
+    )
     (out / "train_log.json").write_text(json.dumps(log))
     if log:
         save_loss_plot(log, out / "loss.png")
@@ -419,11 +422,11 @@ def train(args: argparse.Namespace) -> dict:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", default="regress", help=f"one of {', '.join(METHODS)}")
-    p.add_argument("--init", default="realtime/weights/toon-s-teacher.safetensors", help="starting weights")
+    p.add_argument("--init", default=str(TEACHER.generator_path), help="starting weights")
     p.add_argument("--teacher", default=None, help="teacher for --method teacher (default: --init)")
     p.add_argument("--teacher-steps", type=int, default=4)
     p.add_argument("--out", default="runs/student")
-    p.add_argument("--autoencoder", default="realtime/weights/ae-s.safetensors")
+    p.add_argument("--autoencoder", default=str(SHIPPED.autoencoder_path))
     p.add_argument("--minutes", type=float, default=30.0, help="total training time, counting resumed runs")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--rollout", type=int, default=4, help="chunks generated in a row per sample")

@@ -26,6 +26,7 @@ from realtime.model.autoencoder import load_autoencoder
 from realtime.model.checkpoint import load_generator, save_generator
 from realtime.model.config import GENERATOR_CONFIGS, GeneratorConfig
 from realtime.model.generator import Generator, GeneratorOutput
+from realtime.model.spec import SHIPPED
 
 TRAIN_SEED = 7_000_000  # clip seeds of teacher training; evaluation uses seeds < 1000
 ROUTE_HANDOVER = 0.5  # default fraction of training over which routing moves from true to predicted masks
@@ -234,7 +235,9 @@ def train(args: argparse.Namespace) -> dict:
         "init": args.init,
         "context_noise": args.context_noise,
     }
-    save_generator(ema.cpu(), out / f"{args.preset}.safetensors", extra={"training": facts})
+    save_generator(
+        ema.cpu(), out / f"{args.preset}.safetensors", extra={"training": facts}, autoencoder=args.autoencoder
+    )
     (out / "train_log.json").write_text(json.dumps(log))
     if log:
         save_loss_plot(log, out / "loss.png")
@@ -281,7 +284,7 @@ def _save_state(path: Path, model, ema, opt, step: int, seconds: float, log: lis
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="toon-s")
     p.add_argument("--out", default="runs/teacher")
-    p.add_argument("--autoencoder", default="realtime/weights/ae-s.safetensors")
+    p.add_argument("--autoencoder", default=str(SHIPPED.autoencoder_path))
     p.add_argument("--minutes", type=float, default=60.0, help="total training time, counting resumed runs")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=4e-4)

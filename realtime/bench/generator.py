@@ -19,6 +19,7 @@ import torch
 from realtime.media import FRAME_MS, MAX_CHARACTERS
 from realtime.model.autoencoder import load_autoencoder
 from realtime.model.checkpoint import load_generator
+from realtime.model.spec import TEACHER
 
 
 def _median_ms(fn, repeat: int) -> float:
@@ -92,8 +93,8 @@ def run(checkpoint: str, autoencoder: str, repeat: int, threads: int) -> dict:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", default="realtime/weights/toon-s-teacher.safetensors")
-    p.add_argument("--autoencoder", default="realtime/weights/ae-s.safetensors")
+    p.add_argument("--checkpoint", default=str(TEACHER.generator_path))
+    p.add_argument("--autoencoder", default=str(TEACHER.autoencoder_path))
     p.add_argument("--repeat", type=int, default=20)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", default="docs/bench/generator_cpu.json")

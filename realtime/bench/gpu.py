@@ -38,6 +38,7 @@ from kernels.dispatch import ENV_VAR, backend_for
 from realtime.media import FRAME_MS, MAX_CHARACTERS
 from realtime.model.config import GENERATOR_CONFIGS
 from realtime.model.generator import ChunkCache, Generator
+from realtime.model.spec import SHIPPED
 
 PRESETS = ("toon-s", "base", "large")
 DTYPES = ("fp32", "bf16")
@@ -260,7 +261,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     p.add_argument(
         "--student",
-        default="realtime/weights/toon-s-student.safetensors",
+        default=str(SHIPPED.generator_path),
         help="weights for the toon-s rows ('' for random weights)",
     )
     p.add_argument("--profile", action="store_true", help="print each step's most expensive ops")

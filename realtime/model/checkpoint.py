@@ -15,14 +15,22 @@ from safetensors.torch import load_file, save_file
 from realtime.errors import CheckpointError
 from realtime.model.config import GeneratorConfig
 from realtime.model.generator import Generator
+from realtime.model.spec import autoencoder_ref
 
 KIND = "bya-generator"
 
 
 def save_generator(
-    model: Generator, path: str | Path, extra: dict | None = None, dtype: torch.dtype = torch.float16
+    model: Generator,
+    path: str | Path,
+    extra: dict | None = None,
+    dtype: torch.dtype = torch.float16,
+    autoencoder: str | Path | None = None,
 ) -> Path:
-    """Write `path` (safetensors, fp16 by default: half the size, no measurable loss) and its .json."""
+    """Write `path` (safetensors, fp16 by default: half the size, no measurable loss) and its .json.
+
+    `autoencoder`, the file the model was trained with, is recorded by name and sha256 so that loading
+    can refuse any other (realtime.model.spec.check_autoencoder)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
@@ -30,6 +38,8 @@ def save_generator(
     }
     save_file(state, str(path))
     meta = {"kind": KIND, "version": 1, "config": model.cfg.to_json(), **(extra or {})}
+    if autoencoder is not None:
+        meta["autoencoder"] = autoencoder_ref(autoencoder)
     path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
     return path
 

@@ -22,11 +22,12 @@ from realtime.errors import CheckpointError
 from realtime.model.autoencoder import FrameAutoencoder, load_autoencoder
 from realtime.model.checkpoint import load_generator
 from realtime.model.generator import Generator
+from realtime.model.spec import SHIPPED, check_autoencoder
+from realtime.model.spec import TEACHER as TEACHER_SPEC
 
-WEIGHTS = Path(__file__).parent.parent / "weights"
-STUDENT = WEIGHTS / "toon-s-student.safetensors"
-TEACHER = WEIGHTS / "toon-s-teacher.safetensors"
-AUTOENCODER = WEIGHTS / "ae-s.safetensors"
+STUDENT = SHIPPED.generator_path
+TEACHER = TEACHER_SPEC.generator_path
+AUTOENCODER = SHIPPED.autoencoder_path
 STUDENT_STEPS = 1  # what the student was distilled for
 TEACHER_STEPS = 8  # the teacher's own setting, offline
 SHIPPED_STEPS = 1  # without a student, the teacher's weights at 1 step fit the 80 ms chunk budget
@@ -119,7 +120,9 @@ def load_model(
     if not path.is_file():
         raise CheckpointError(f"model checkpoint {path} is missing (not found)")
     gen = load_generator(path, device)
-    ae = load_autoencoder(autoencoder if autoencoder is not None else AUTOENCODER).to(device).for_inference()
+    ae_path = Path(autoencoder) if autoencoder is not None else AUTOENCODER
+    check_autoencoder(path, ae_path)
+    ae = load_autoencoder(ae_path).to(device).for_inference()
     if ae.cfg.latent_channels != gen.cfg.latent_channels or ae.cfg.factor != gen.cfg.latent_factor:
         raise CheckpointError(f"{path} needs a {gen.cfg.latent_channels}-channel autoencoder")
     if shipped:
