@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.bench.machine import describe_machine
+from realtime.bench.machine import command_line as ran_command
+from realtime.bench.machine import describe_machine, provenance
 from realtime.engine.threads import live_threads
 from realtime.errors import BYAError
 from realtime.media import MAX_CHARACTERS, MIN_CHARACTERS
@@ -194,6 +195,9 @@ def run(args: argparse.Namespace) -> dict:
         "targets": TARGETS,
         "stage_notes": STAGE_NOTES,
         "command": command_line(args),
+        "provenance": provenance(
+            [loaded.path, loaded.autoencoder_path], ran_command(args, "bench latency"), args.threads
+        ),
         "runs": results,
     }
 

@@ -268,7 +268,7 @@ def print_table(result: dict) -> None:
 def bench_command(args: argparse.Namespace) -> int:
     from clients.looped_speech import dialogue_wavs
     from clients.served_model import load_served_model
-    from realtime.bench.machine import describe_machine
+    from realtime.bench.machine import command_line, describe_machine, provenance
 
     check_args(args)
     loaded = load_served_model(args)
@@ -277,6 +277,9 @@ def bench_command(args: argparse.Namespace) -> int:
         result = asyncio.run(run_load(loaded, args, wavs))
     result = {
         "machine": describe_machine(args.threads),
+        "provenance": provenance(
+            [loaded.path, loaded.autoencoder_path], command_line(args, "bench load"), args.threads
+        ),
         "model": {"path": str(loaded.path), "steps": loaded.steps, "backend": loaded.backend},
         "command": f"bya bench load --window {args.window} --settle {args.settle} --max-tries {args.max_tries}"
         + f" --backend {args.backend}"

@@ -274,13 +274,16 @@ def write_plot(samples: list[dict], summary: dict, path: Path) -> Path:
 
 def bench_command(args: argparse.Namespace) -> int:
     from clients.served_model import load_served_model
-    from realtime.bench.machine import describe_machine
+    from realtime.bench.machine import command_line, describe_machine, provenance
 
     check_args(args)
     loaded = load_served_model(args)
     result = run(loaded, args)
     result["command"] += f" --backend {args.backend}"
     result["machine"] = describe_machine(args.threads)
+    result["provenance"] = provenance(
+        [loaded.path, loaded.autoencoder_path], command_line(args, "bench soak"), args.threads
+    )
     result["model"] = {"path": str(loaded.path), "steps": loaded.steps, "backend": loaded.backend}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

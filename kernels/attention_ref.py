@@ -195,6 +195,11 @@ def chunk_causal_attention_math(
 # ---------------------------------------------------------------------------------------------------
 
 
+# Characters one routed call takes: the fused kernel unrolls its loop over them (tl.static_range), so
+# any K compiles; 8 bounds the unrolled code. Models set theirs in GeneratorConfig.max_characters (4 shipped).
+MAX_ROUTED_CHARACTERS = 8
+
+
 def check_router_args(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, frame_tokens: int
 ) -> int:
@@ -205,8 +210,8 @@ def check_router_args(
         raise ValueError(f"k and v must both be (B, K, H, T*A, D), got {tuple(k.shape)} and {tuple(v.shape)}")
     b, h, n, d = q.shape
     chars = k.shape[1]
-    if not 1 <= chars <= 4:
-        raise ValueError(f"the router handles 1..4 characters, got K={chars}")
+    if not 1 <= chars <= MAX_ROUTED_CHARACTERS:
+        raise ValueError(f"the router handles 1..{MAX_ROUTED_CHARACTERS} characters, got K={chars}")
     if k.shape[0] != b or k.shape[2] != h or k.shape[4] != d:
         raise ValueError(f"k {tuple(k.shape)} does not match q {tuple(q.shape)} in batch, heads or head_dim")
     if frame_tokens < 1 or n % frame_tokens != 0:

@@ -106,7 +106,7 @@ def routed_audio_attention(
     """Routed audio cross-attention: sum_k mask[b, n, k] * softmax(q K_k,t^T) V_k,t, frame-local.
 
     q (B, H, T*F, D) video-token queries; k, v (B, K, H, T*A, D) each character's audio tokens, A per
-    frame; mask (B, T*F, K) router weights in [0, 1]; K = 1..4. Differentiable.
+    frame; mask (B, T*F, K) router weights in [0, 1]; K = 1..8 (MAX_ROUTED_CHARACTERS). Differentiable.
     """
     ref.check_router_args(q, k, v, mask, frame_tokens)
     if backend_for(q.device, q.shape[-1]) == "triton":

@@ -1,7 +1,7 @@
 """Fused routed audio cross-attention: every character's per-frame softmax, weighted and summed, in one pass.
 
 A program owns BLOCK_T tokens of one frame for one (batch, head), so all its rows share each character's
-A audio keys of that frame. It loops over the K <= 4 characters: scores against the A keys (padded to 16
+A audio keys of that frame. It loops over the K characters (4 shipped): scores against the A keys (padded to 16
 for the tensor cores), softmax, times V, times the router mask, accumulated in fp32 and written once.
 The unfused version writes K full-size intermediates; this one reads q and writes the output once.
 """

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from realtime import __version__
+from realtime.engine.threads import wait_passively
 from realtime.errors import BYAError
 
 # The wings whose `COMMANDS` tables make up `bya`, in the order `bya --help` lists them. Each table maps
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    wait_passively()  # before anything imports torch: its OpenMP pool reads the policy once, at load
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     # A quiet first pass finds the subcommand; its own arguments are attached only then (lazy imports).
@@ -89,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if known is not None and hasattr(known, "_add_args"):
         _load(known._add_args)(_find_subparser(parser, known))
     args = parser.parse_args(argv)
+    args._argv = tuple(argv)  # what ran, for the provenance record a benchmark's JSON keeps
     try:
         return int(_load(args._command)(args) or 0)
     except BYAError as exc:

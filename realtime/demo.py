@@ -19,6 +19,7 @@ from realtime.errors import BYAError
 from realtime.media import SUPPORTED_FRAME_SIZES
 from realtime.model.default_model import AUTOENCODER
 from realtime.outputs.video_file import write_mp4
+from realtime.stream.options import SamplingOptions
 
 DEFAULT_MODEL = None  # the shipped model (realtime/model/default_model.py)
 DEFAULT_AUTOENCODER = str(AUTOENCODER)
@@ -45,15 +46,15 @@ def demo_command(args: argparse.Namespace) -> int:
     check_character_count(args.characters)
     if not 0 < args.seconds <= 600:
         raise BYAError(f"--seconds must be in (0, 600], got {args.seconds}")
-    if args.steps is not None and not 1 <= args.steps <= 100:
-        raise BYAError(f"--steps must be in [1, 100], got {args.steps}")
+    SamplingOptions.from_args(args)  # the sampling flags, checked before anything loads
     model = ae = None
     if not args.world:
         from realtime.model.default_model import load_model
 
         loaded = load_model(args.model, args.autoencoder)
         model, ae = loaded.generator, loaded.autoencoder
-        steps = loaded.steps if args.steps is None else args.steps
+        options = SamplingOptions.from_args(args, loaded)
+        steps = options.steps
         if args.size not in (None, model.cfg.frame_size):
             raise BYAError(
                 f"--size {args.size}: the model {loaded.path} generates {model.cfg.frame_size} px frames"
@@ -86,10 +87,7 @@ def demo_command(args: argparse.Namespace) -> int:
             clip.render.frames[0],
             clip.render.masks[0],
             clip.dialogue.audio,
-            steps=steps,
-            seed=args.seed,
-            window_chunks=loaded.window,
-            audio_guidance=loaded.audio_guidance,
+            options=options,
         )
         took = time.perf_counter() - start
         print(

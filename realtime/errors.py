@@ -10,7 +10,7 @@ class BYAError(ValueError):
 
 
 class CharacterCountError(BYAError):
-    """A scene asked for fewer than 1 or more than 4 characters."""
+    """A scene asked for fewer than 1 characters, or more than the model's max_characters (4 shipped)."""
 
 
 class SpeechError(BYAError):

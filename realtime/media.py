@@ -17,7 +17,9 @@ VAD_FRAME_MS = 20  # ms; webrtcvad accepts 10/20/30 ms frames, 20 ms halves a vi
 DIARIZER_LOOKAHEAD_MS = 500
 
 MIN_CHARACTERS = 1
-MAX_CHARACTERS = 4  # the router's character axis is sized for this; more would need retraining
+MAX_CHARACTERS = 4  # the limit the shipped model was trained with: the default of
+# GeneratorConfig.max_characters and the limit of code with no model (worlds, data, scene files).
+# Code that runs a model reads model.cfg.max_characters instead.
 
 DEFAULT_FRAME_SIZE = 128  # px; the CPU real-time preset renders 128x128
 SUPPORTED_FRAME_SIZES = (64, 128, 256, 512)  # px; square frames, multiples of the 8x autoencoder stride

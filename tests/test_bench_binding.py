@@ -58,4 +58,7 @@ def test_isolation_keeps_the_listener_still_with_the_shipped_model() -> None:
     assert on["own_ratio"] >= 2.0, on  # the speaker's mouth follows its voice either way
     assert off["own_ratio"] >= 2.0, off
     assert on["leak_mean"] <= 0.2, on  # the listener barely moves with the other's voice
-    assert on["leak_mean"] <= off["leak_mean"] + 0.02, (on, off)
+    # isolation must take away a real share of the leak (measured 0.015 against 0.022 without: 0.67x);
+    # the same seeds give the same noise both ways, so doing nothing would give exactly 1.0x
+    assert on["leak_mean"] <= 0.85 * off["leak_mean"], (on, off)
+    assert on["listener_ratio_max"] < off["listener_ratio_max"], (on, off)

@@ -10,17 +10,26 @@ import asyncio
 import json
 import subprocess
 import sys
-import time
 import wave
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from aiortc.mediastreams import MediaStreamError
 from test_server import TOKEN, loaded, loopback_ice, served, wait_for  # noqa: F401 (fixtures)
 
-from clients.python import AudioFileError, Mp4Recorder, PacedAudioTrack, WhepViewer, WhipSpeaker, load_audio
+from clients.python import (
+    AudioFileError,
+    Mp4Recorder,
+    PacedAudioTrack,
+    WhepViewer,
+    WhipSpeaker,
+    audio_file,
+    load_audio,
+)
 from clients.python.__main__ import main as client_main
+from realtime.media import RTP_VIDEO_CLOCK_RATE
 from realtime.outputs.video_file import read_video
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,7 +68,30 @@ def test_load_audio_names_what_is_wrong(tmp_path) -> None:
         load_audio(junk)
 
 
-def test_paced_track_plays_in_real_time_like_a_microphone() -> None:
+class FakeClock:
+    """time.monotonic and asyncio.sleep for clients.python.audio_file: sleeping moves the clock, nothing waits."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(audio_file, "time", SimpleNamespace(monotonic=fake.monotonic))
+    monkeypatch.setattr(audio_file, "asyncio", SimpleNamespace(sleep=fake.sleep))
+    return fake
+
+
+def test_paced_track_plays_in_real_time_like_a_microphone(clock: FakeClock) -> None:
     samples = np.linspace(-0.5, 0.5, 48_000 // 5, dtype=np.float32)  # 200 ms
 
     async def go():
@@ -70,17 +102,35 @@ def test_paced_track_plays_in_real_time_like_a_microphone() -> None:
                 frames.append(await track.recv())
             except MediaStreamError:
                 break
-            times.append(time.monotonic())
+            times.append(clock.now)
         return track, frames, times
 
     track, frames, times = asyncio.run(go())
     assert len(frames) == 10 and all(f.samples == 960 and f.sample_rate == 48_000 for f in frames)
     assert [f.pts for f in frames] == [960 * i for i in range(10)]
-    for i, t in enumerate(times):  # frame i leaves when its last sample was "captured"
-        assert 0 <= t - track.capture_time(960 * (i + 1)) < 0.015
+    assert track.start_time == 1000.0
+    for i, t in enumerate(times):  # frame i leaves exactly when its last sample was "captured"
+        assert t == pytest.approx(track.capture_time(960 * (i + 1)), abs=1e-9)
+    assert clock.sleeps == pytest.approx([0.02] * 10)  # it waited for each frame, never more
+    assert track.late_frames == 0
     pcm = np.concatenate([f.to_ndarray().reshape(-1) for f in frames])
     assert np.abs(pcm / 32767 - samples).max() < 1e-3
     assert track.done and track.readyState == "ended"
+
+
+def test_paced_track_catches_up_after_a_stall_and_counts_late_frames(clock: FakeClock) -> None:
+    async def go():
+        track = PacedAudioTrack(np.zeros(960 * 10, np.float32))
+        await track.recv()  # frame 0: due at start + 20 ms
+        clock.now += 0.09  # the event loop was busy for 90 ms: frames 1-4 are due, 1-3 over 20 ms late
+        clock.sleeps.clear()
+        frames = [await track.recv() for _ in range(5)]
+        return track, frames
+
+    track, frames = asyncio.run(go())
+    assert clock.sleeps == pytest.approx([0.01])  # frames 1-4 leave at once, frame 5 waits for its time
+    assert [f.pts for f in frames] == [960 * i for i in range(1, 6)]  # nothing skipped: media time is kept
+    assert track.late_frames == 3  # frames 1, 2 and 3 were more than one frame (20 ms) late
 
 
 def test_paced_track_refuses_bad_input() -> None:
@@ -121,7 +171,9 @@ def test_speakers_and_a_recording_viewer_against_the_live_server(loaded, tmp_pat
     assert abs(fps - 25) < 1.5 and len(frames) >= 45 and side["frames_written"] == len(frames)
     assert len(side["video"]) >= len(frames) and {"pts", "t", "unix", "recorded"} <= set(side["video"][0])
     times = [v["t"] for v in side["video"]]
-    assert times == sorted(times) and 0.03 < np.median(np.diff(times)) < 0.05  # ~25 fps on arrival
+    assert times == sorted(times)  # recorded in the order received
+    ticks = np.diff([v["pts"] for v in side["video"]]) % 2**32  # RTP timestamps start anywhere and wrap
+    assert np.median(ticks) == RTP_VIDEO_CLOCK_RATE // 25  # 25 fps on the media clock (40 ms at 90 kHz)
     import av
 
     with av.open(str(tmp_path / "room.mp4")) as c:
@@ -167,8 +219,13 @@ def test_command_line_speaks_and_records_against_a_server(loaded, tmp_path) -> N
                     await asyncio.sleep(0.1)
 
             watcher = asyncio.create_task(watch())
-            out, err = await asyncio.wait_for(proc.communicate(), 60)
-            await watcher
+            try:
+                out, err = await asyncio.wait_for(proc.communicate(), 60)
+            finally:
+                if proc.returncode is None:  # timed out (or interrupted): never leave the client running
+                    proc.kill()
+                    await proc.wait()
+                await watcher
             return proc.returncode, out.decode(), err.decode(), max(heard, default=0.0)
 
     rc, out, err, heard = asyncio.run(go())

@@ -2,7 +2,9 @@
 A/V alignment, idle inputs, bounded viewers; plus its audio input, resampler and file mode.
 
 A tiny generator with random weights stands in for the shipped model: these tests are about time and
-plumbing, not picture quality. They run against the real clock, so their bounds leave room for a busy CPU.
+plumbing, not picture quality. The room runs on the real clock, but the tests assert only on its media
+clock (pts and the input samples it has pulled), never on how late the machine delivered: wall-clock
+lateness and jitter are measured by the benchmarks (realtime/bench, clients/bench_latency.py).
 """
 
 from __future__ import annotations
@@ -18,14 +20,16 @@ import torch
 
 from realtime.audio.inputs import JITTER_MS, AudioInput
 from realtime.engine.latency_policy import MAX_RAISE_MS, RAISE_STEP_MS, LatencyPolicy
-from realtime.engine.room import AUDIO_FRAME_SAMPLES, Room
+from realtime.engine.room import AUDIO_FRAME_SAMPLES, Room, VideoFrameOut
 from realtime.errors import AudioInputError, BindingError, BYAError, SceneError
+from realtime.media import AUDIO_SAMPLE_RATE
 from realtime.model.autoencoder import AUTOENCODER_CONFIGS, FrameAutoencoder
 from realtime.model.config import GENERATOR_CONFIGS
 from realtime.model.default_model import LoadedModel
 from realtime.model.generator import Generator
 from realtime.outputs.render import render_audio
 from realtime.scene.scenes import world_scene
+from realtime.stream.options import SamplingOptions
 
 RATE = 48_000
 BLOCK = 960  # 20 ms at 48 kHz: a WebRTC packet
@@ -42,13 +46,29 @@ def tiny_model(steps: int = 2) -> LoadedModel:
     return LoadedModel(g, FrameAutoencoder(AUTOENCODER_CONFIGS["ae-s"]).eval(), steps, Path("tiny"))
 
 
+def media_clock(room: Room) -> float:
+    """Seconds of input the room has pulled: its media clock, read in whole 16 kHz samples."""
+    return room._pulled / AUDIO_SAMPLE_RATE
+
+
 class Viewer:
-    """Reads a subscription's video and audio, recording each item with the clock time it arrived."""
+    """Reads a subscription's video and audio, recording each item with the room's media clock (seconds of
+    input pulled) at the moment the room sent it, and the order in which the room sent them."""
 
     def __init__(self, room: Room, max_frames: int = 64) -> None:
         self.sub = room.subscribe(max_frames)
         self.video: list[tuple[float, object]] = []
         self.audio: list[tuple[float, object]] = []
+        self.sent: list[object] = []  # every item in the order the room emitted it
+        self._sent_at: dict[int, float] = {}  # id(item) -> media clock when it left (items live in .sent)
+        put = self.sub._put
+
+        def record(item) -> None:
+            self.sent.append(item)
+            self._sent_at[id(item)] = media_clock(room)
+            put(item)
+
+        self.sub._put = record
         self.tasks = [
             asyncio.create_task(self._read(self.sub.next_video, self.video)),
             asyncio.create_task(self._read(self.sub.next_audio, self.audio)),
@@ -56,15 +76,17 @@ class Viewer:
 
     async def _read(self, next_item, into: list) -> None:
         while (item := await next_item()) is not None:
-            into.append((time.monotonic(), item))
+            into.append((self._sent_at[id(item)], item))
 
     async def done(self) -> None:
         await asyncio.gather(*self.tasks)
 
 
-async def speak(audio_input: AudioInput, seconds: float, block=lambda k: None) -> list[float]:
-    """Write 20 ms int16 blocks at 48 kHz paced by the clock, like a WebRTC peer; return write times.
-    `block(k)` gives block k's samples (None: a quiet noise)."""
+async def speak(
+    audio_input: AudioInput, seconds: float, block=lambda k: None, clock=time.monotonic
+) -> list[float]:
+    """Write 20 ms int16 blocks at 48 kHz paced by the clock, like a WebRTC peer; return `clock()` at
+    each write. `block(k)` gives block k's samples (None: a quiet noise)."""
     rng = np.random.default_rng(0)
     start, times = time.monotonic(), []
     for k in range(int(seconds * 50)):
@@ -72,7 +94,7 @@ async def speak(audio_input: AudioInput, seconds: float, block=lambda k: None) -
         if pcm is None:
             pcm = (rng.standard_normal(BLOCK) * 3000).astype(np.int16)
         audio_input.write(pcm, RATE)
-        times.append(time.monotonic())
+        times.append(clock())
         await asyncio.sleep(max(0.0, start + (k + 1) * 0.02 - time.monotonic()))
     return times
 
@@ -82,32 +104,49 @@ def contiguous(items: list, step: int) -> bool:
     return pts == list(range(pts[0], pts[0] + step * len(pts), step))
 
 
+def never_early(items: list, stats: dict, seconds_per_pts: float) -> bool:
+    """Each item left once the media clock had passed its pts plus the latency (which never goes below
+    where it started; the reported start is rounded to 0.1 ms, the clock read in whole samples)."""
+    start_s = stats["latency_changes"][0][1] / 1e3 - 1e-4
+    return all(t + 1 / AUDIO_SAMPLE_RATE >= start_s + it.pts * seconds_per_pts for t, it in items)
+
+
+def next_tick_not_due(room: Room, n_ticks: int) -> bool:
+    """After n_ticks audio frames the next was not due yet: every tick due by the media clock has left."""
+    return media_clock(room) < room.latency.delay_s + n_ticks * AUDIO_FRAME_SAMPLES / RATE
+
+
+async def wait_until(predicate, what: str, timeout_s: float = 20.0) -> None:
+    """Poll predicate() on the event loop until it holds; a generous bound only turns a hang into a failure."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not reached within {timeout_s} s")
+        await asyncio.sleep(0.01)
+
+
 def test_room_makes_frames_and_audio_on_its_clock(scene) -> None:
     async def main():
         room = Room(tiny_model(), scene, steps=2)
         assert room.characters == list(scene.names)
         viewer = Viewer(room)
         await room.start()
-        t0 = time.monotonic()
         await speak(room.open_input("a"), 2.0)
-        elapsed = time.monotonic() - t0
         await room.stop()
         await viewer.done()
-        return room.stats(), viewer, elapsed
+        return room.stats(), viewer, next_tick_not_due(room, room.stats()["audio_frames"])
 
-    stats, viewer, elapsed = asyncio.run(main())
+    stats, viewer, caught_up = asyncio.run(main())
     video, audio = viewer.video, viewer.audio
     assert video[0][1].pts == 0 and audio[0][1].pts == 0
     assert contiguous(video, 1) and contiguous(audio, AUDIO_FRAME_SAMPLES)
-    expect = (elapsed - stats["latency_ms"] / 1e3) / 0.04  # frames due while the speaker spoke
-    assert expect - 4 <= len(video) <= expect + 4
-    assert abs(len(audio) - 2 * len(video)) <= 2
+    assert len(video) > 10 and abs(len(audio) - 2 * len(video)) <= 1
     assert video[0][1].image.shape == (128, 128, 3) and audio[0][1].pcm.shape == (960,)
     assert audio[0][1].pcm.dtype == np.int16
-    # the frame clock: frame k leaves at start + latency + 40 ms x k (a shared CPU may stall a tick or two)
-    lateness = np.array([t - 0.04 * it.pts for t, it in video])
-    lateness = np.abs(lateness - np.median(lateness))
-    assert np.percentile(lateness, 90) < 0.02 and lateness.max() < 0.15
+    # the media clock: frame k leaves at start + latency + 40 ms x k, never before, and every frame and
+    # tick due by the time the room stopped has left (how late a busy machine sends them: benchmarks)
+    assert never_early(video, stats, 0.04) and never_early(audio, stats, 1 / RATE)
+    assert caught_up and stats["audio_frames"] == len(audio)
     assert stats["chunks"] > 0 and stats["audio_underruns"] == 0 and stats["error"] is None
     assert stats["frames"] == len(video) and stats["timings_ms"]["denoise_ms"] > 0
     assert stats["latency_ms"] > 135  # at least the audio a chunk waits for (80 ms + 55 ms lookahead)
@@ -131,37 +170,30 @@ def test_overload_fewer_steps_then_repeat_frames_audio_never_stalls(scene) -> No
         viewer = Viewer(room, max_frames=256)
         await room.start()
         audio_input = room.open_input("a")
-        t0 = time.monotonic()
         await speak(audio_input, 1.0)
         slow["on"] = True
         before = room.stats()
         await speak(audio_input, 3.0)
-        elapsed = time.monotonic() - t0
         await room.stop()
         await viewer.done()
-        return before, room.stats(), viewer, elapsed
+        return before, room.stats(), viewer, next_tick_not_due(room, room.stats()["audio_frames"])
 
-    before, after, viewer, elapsed = asyncio.run(main())
+    before, after, viewer, caught_up = asyncio.run(main())
     # the policy kicked in: fewer steps first, then skipped chunks whose frames repeat the last one
     used = {int(k): v for k, v in after["steps_used"].items()}
     assert any(s < 4 for s in used) and after["skipped_chunks"] > before["skipped_chunks"]
     assert after["repeated_frames"] > before["repeated_frames"]
     assert after["chunks"] > before["chunks"] + 5  # the picture still moves (every few chunks at least)
-    # ... and the audio never waited: every 20 ms frame, on time, nothing missing
+    # ... and the audio never waited: every 20 ms frame due on the media clock left, nothing missing
     audio = viewer.audio
     assert contiguous(audio, AUDIO_FRAME_SAMPLES) and after["audio_underruns"] == 0
     assert contiguous(viewer.video, 1)
-    expect = (elapsed - after["latency_ms"] / 1e3) / 0.02
-    assert expect - 8 <= len(audio) <= expect + 8
-    lateness = np.array([t - it.pts / RATE for t, it in audio])
-    lateness = np.abs(lateness - np.median(lateness))
-    assert np.percentile(lateness, 90) < 0.02 and lateness.max() < 0.15
-    t_first = audio[0][0]
-    loud = [np.abs(it.pcm).max() > 1000 for t, it in audio if t > t_first + 0.3]
+    assert never_early(audio, after, 1 / RATE) and caught_up and after["audio_frames"] == len(audio)
+    loud = [np.abs(it.pcm).max() > 1000 for _, it in audio if it.pts > audio[0][1].pts + 0.3 * RATE]
     assert np.mean(loud) > 0.9  # the speaker is heard throughout, slow model or not
 
 
-def test_missed_deadlines_raise_the_latency_in_small_bounded_steps_and_it_comes_back(scene) -> None:
+def test_missed_deadlines_raise_the_latency_in_small_bounded_steps(scene) -> None:
     loaded = tiny_model(steps=1)
     slow = {"ms": 0.0}
     denoise = loaded.generator.denoise
@@ -177,28 +209,32 @@ def test_missed_deadlines_raise_the_latency_in_small_bounded_steps_and_it_comes_
         room = Room(loaded, scene, steps=1)
         viewer = Viewer(room, max_frames=1024)
         await room.start()
-        audio_input = room.open_input("a")
-        await speak(audio_input, 1.0)
-        before = room.stats()
-        slow["ms"] = 60.0  # every chunk now misses the deadline the warm-up planned for
-        await speak(audio_input, 3.5)
-        raised = room.stats()
-        slow["ms"] = 0.0  # the machine is fast again: after a quiet spell the latency comes back down
-        room.latency.lower_after_s = 0.4
-        await speak(audio_input, 3.0)
-        await room.stop()
-        await viewer.done()
+        talking = asyncio.create_task(speak(room.open_input("a"), 120.0))  # a peer talking throughout
+        try:
+            await wait_until(lambda: room.stats()["chunks"] >= 12, "a second of chunks at the model's pace")
+            before = room.stats()
+            slow["ms"] = 60.0  # every chunk now misses the deadline the warm-up planned for
+            await wait_until(
+                lambda: room.latency.delay_ms >= before["latency_ms"] + 2 * RAISE_STEP_MS,
+                "late chunks to raise the latency two steps",
+            )
+            raised = room.stats()
+        finally:
+            talking.cancel()
+            await asyncio.gather(talking, return_exceptions=True)
+            await room.stop()
+            await viewer.done()
         return before, raised, room.stats(), viewer
 
+    # (coming back down needs a spell without misses, which a shared CPU may never give a live room: that
+    # half of the policy is checked on a synthetic clock below)
     before, raised, after, viewer = asyncio.run(main())
     changes = after["latency_changes"]
     start = changes[0][1]
-    assert before["latency_ms"] == start  # nothing kept missing while the model kept its measured pace
     levels = [ms for _, ms in changes]
     assert np.allclose(np.abs(np.diff(levels)), RAISE_STEP_MS)  # one step at a time
-    assert raised["latency_ms"] >= start + 2 * RAISE_STEP_MS  # late chunks raised it, once a second at most
+    assert raised["latency_ms"] >= before["latency_ms"] + 2 * RAISE_STEP_MS  # late chunks raised it
     assert max(levels) <= start + MAX_RAISE_MS and min(levels) >= start
-    assert after["latency_ms"] < raised["latency_ms"]  # and it came back down, never below the start
     frames = [f for f, _ in changes]
     assert frames == sorted(frames)
     # both outputs paused (or went early) together: audio and video contiguous, nothing dropped
@@ -231,6 +267,23 @@ def test_a_lone_missed_deadline_does_not_raise_the_latency() -> None:
     assert policy.delay_ms == 200.0 + RAISE_STEP_MS and policy.changes[-1] == [40, 210.0]
 
 
+def test_a_quiet_spell_lowers_the_latency_a_step_at_a_time_never_below_its_start() -> None:
+    """The policy on a synthetic clock: raised at most once a second while misses go on, then lowered a
+    step after each quiet spell of lower_after_s, down to where it started and no further."""
+    policy = LatencyPolicy()
+    policy.start(0.2, adaptive=True)
+    policy.lower_after_s = 0.4
+    for t in (100.0, 100.5, 101.1, 101.6, 102.2, 103.3):
+        policy.missed(t, next_frame=round(25 * (t - 100)))
+    assert [ms for _, ms in policy.changes] == [200.0, 210.0, 220.0, 230.0]  # 101.1, 102.2, 103.3
+    for t in np.arange(103.4, 106.0, 0.1):  # every chunk meets its deadline from now on
+        policy.met(float(t), next_frame=round(25 * (t - 100)))
+    levels = [ms for _, ms in policy.changes]
+    assert levels == [200.0, 210.0, 220.0, 230.0, 220.0, 210.0, 200.0] and policy.delay_ms == 200.0
+    frames = [f for f, _ in policy.changes]
+    assert frames == sorted(frames) and np.all(np.diff(frames[3:]) >= 10)  # 0.4 s quiet between lowerings
+
+
 def test_av_offset_a_click_leaves_with_its_frame(scene) -> None:
     click_block = 40  # written 0.8 s into the stream
 
@@ -240,32 +293,36 @@ def test_av_offset_a_click_leaves_with_its_frame(scene) -> None:
             pcm[:] = 20000
         return pcm
 
+    def clicked(item) -> bool:
+        return np.abs(item.pcm).max() > 10000
+
     async def main():
         room = Room(tiny_model(), scene, steps=1)
         viewer = Viewer(room, max_frames=256)
         await room.start()
-        written = await speak(room.open_input("a"), 1.6, block)
-        await asyncio.sleep(0.5)
+        audio_input = room.open_input("a")
+        written = await speak(audio_input, 1.6, block, clock=lambda: media_clock(room))
+        await wait_until(lambda: any(clicked(it) for _, it in viewer.audio), "the click to leave the room")
+        target_ms = room.stats()["inputs"]["a"]["target_ms"]
         await room.stop()
         await viewer.done()
-        return room.stats(), viewer, written[click_block]
+        return room.stats(), viewer, written[click_block], target_ms
 
-    stats, viewer, written = asyncio.run(main())
-    (t_audio, frame), i0 = next(
-        ((t, it), int(np.argmax(np.abs(it.pcm) > 10000)))
-        for t, it in viewer.audio
-        if np.abs(it.pcm).max() > 10000
-    )
+    stats, viewer, written, target_ms = asyncio.run(main())
+    sent_at, frame = next((t, it) for t, it in viewer.audio if clicked(it))
+    i0 = int(np.argmax(np.abs(frame.pcm) > 10000))
     click_pts = frame.pts + i0  # 48 kHz samples since the room started
-    heard = t_audio + i0 / RATE
-    video = {it.pts: t for t, it in viewer.video}
-    f = click_pts // 1920
-    seen = video[f] + (click_pts / RATE - 0.04 * f)  # when the frame showing that instant is on screen
-    offset_ms = 1e3 * (heard - seen)
-    assert abs(offset_ms) <= 40
-    # the click is delayed by the room's latency (+ the input's jitter buffer and up to two 20 ms ticks)
-    delay_ms = 1e3 * (heard - written)
-    assert stats["latency_ms"] - 10 <= delay_ms <= stats["latency_ms"] + JITTER_MS + 50
+    # the click leaves while the frame showing that instant is the newest on screen: A/V offset 0
+    sent = viewer.sent
+    at = next(i for i, it in enumerate(sent) if it is frame)
+    on_screen = next(it for it in reversed(sent[:at]) if isinstance(it, VideoFrameOut))
+    assert on_screen.pts == click_pts // 1920
+    # the click leaves once the media clock has passed its pts plus the latency, never before ...
+    assert never_early([(sent_at, frame)], stats, 1 / RATE)
+    # ... and it sits in the output where it was written on the media clock, plus the input's jitter
+    # buffer (and up to two 20 ms pulls): the whole delay is the room's latency and that buffer
+    buffered_ms = 1e3 * (click_pts / RATE - written)
+    assert -10 <= buffered_ms <= max(JITTER_MS, target_ms) + 50, buffered_ms
 
 
 def test_rebinding_moves_speech_and_a_closed_input_idles(scene) -> None:
@@ -282,7 +339,10 @@ def test_rebinding_moves_speech_and_a_closed_input_idles(scene) -> None:
         levels.append((room.binding(), room.stats()["levels"]))
         a.close()
         frames = room.stats()["frames"]
-        await asyncio.sleep(0.8)
+        await wait_until(
+            lambda: room.stats()["frames"] - frames >= 20 and room.stats()["levels"] == [0.0, 0.0],
+            "20 more frames (0.8 s) with everyone silent after the input closed",
+        )
         levels.append((room.binding(), room.stats()["levels"]))
         idle_frames = room.stats()["frames"] - frames
         with pytest.raises(AudioInputError, match="closed"):
@@ -305,7 +365,7 @@ def test_slow_viewer_queue_is_bounded_and_counts_drops(scene) -> None:
         lazy = room.subscribe(max_frames=4)
         viewer = Viewer(room)
         await room.start()
-        await asyncio.sleep(1.5)
+        await wait_until(lambda: room.stats()["audio_frames"] >= 24, "12 frames for a 4-frame queue")
         sizes = (len(lazy.video), len(lazy.audio))
         stats = room.stats()
         await room.stop()
@@ -367,8 +427,8 @@ def test_audio_input_resamples_to_16k_and_refills_after_running_dry() -> None:
 def test_file_mode_covers_the_audio_in_whole_chunks(scene) -> None:
     loaded = tiny_model(steps=1)
     audio = np.random.default_rng(0).standard_normal((2, 6_000)).astype(np.float32) * 0.1  # 375 ms
-    a = render_audio(loaded, scene, audio, seed=1)
-    b = render_audio(loaded, scene, audio, seed=1)
+    a = render_audio(loaded, scene, audio, SamplingOptions.defaults(loaded, seed=1))
+    b = render_audio(loaded, scene, audio, SamplingOptions.defaults(loaded, seed=1))
     assert a.frames.shape == (10, 128, 128, 3) and a.boxes.shape == (10, 2, 4)  # 5 chunks of 2 frames
     assert len(a.timings_ms) == 5 and np.array_equal(a.frames, b.frames)
 
@@ -387,9 +447,9 @@ def test_file_mode_follows_the_scenes_choreography(scene, monkeypatch) -> None:
     audio = np.random.default_rng(0).standard_normal((2, 6_000)).astype(np.float32) * 0.1
     loaded = tiny_model(steps=1)
     loaded.window = 0  # the student's setting: each chunk's residual starts from the (re-posed) reference
-    still = render_audio(loaded, scene, audio, seed=1)
+    still = render_audio(loaded, scene, audio, SamplingOptions.defaults(loaded, seed=1))
     assert asked == []
-    moving = render_audio(loaded, scene, audio, seed=1, motion=True)
+    moving = render_audio(loaded, scene, audio, SamplingOptions.defaults(loaded, seed=1, motion=True))
     assert asked == [0, 1, 3, 5, 7]  # chunks of 2 frames, each from the frame before it
     assert moving.frames.shape == still.frames.shape and not np.array_equal(moving.frames, still.frames)
     monkeypatch.undo()
@@ -402,7 +462,9 @@ def test_file_mode_follows_the_scenes_choreography(scene, monkeypatch) -> None:
         cbook.get_sample_data("grace_hopper.jpg", asfileobj=False), boxes=[[200, 170, 320, 300]]
     )
     with pytest.raises(SceneError, match="choreography"):
-        render_audio(tiny_model(steps=1), photo, np.zeros((1, 3200), np.float32), motion=True)
+        render_audio(
+            tiny_model(steps=1), photo, np.zeros((1, 3200), np.float32), SamplingOptions(motion=True)
+        )
     with pytest.raises(SceneError, match="choreography"):
         Room(tiny_model(steps=1), photo, motion=True)
 
@@ -462,13 +524,13 @@ def test_bya_render_with_motion_makes_exactly_what_model_eval_track_scores() -> 
         clip.render.frames[0],
         clip.render.masks[0],
         clip.dialogue.audio,
-        steps=1,
-        seed=clip.seed,
-        window_chunks=0,
+        options=SamplingOptions(steps=1, seed=clip.seed, window=0),
         poses=(standing.frames, standing.masks),
     )
     scene = scene_from_description(clip.scene, seed=clip.seed, size=clip.size)
-    rendered = render_audio(loaded, scene, clip.dialogue.audio, seed=clip.seed, motion=True)
+    rendered = render_audio(
+        loaded, scene, clip.dialogue.audio, SamplingOptions.defaults(loaded, seed=clip.seed, motion=True)
+    )
     t = len(evaluated.frames)
     assert t >= 20 and len(rendered.frames) >= t
     gap = np.abs(rendered.frames[:t].astype(int) - evaluated.frames.astype(int))

@@ -82,8 +82,12 @@ class ServedInThread:
 
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(60)
+        asyncio.run_coroutine_threadsafe(self.loop.shutdown_asyncgens(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+        if self.thread.is_alive():  # a running loop cannot be closed: say so rather than leak it
+            raise RuntimeError("the fuzz server's event loop did not stop within 10 s")
+        self.loop.close()  # its selector and self-pipe, and the default executor's threads
 
     def request(self, method: str, path: str, headers: dict[str, str], body: bytes | None) -> int:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=REQUEST_TIMEOUT_S)
@@ -432,8 +436,8 @@ def corrupt_wavs(draw) -> bytes:
     for _ in range(draw(st.integers(0, 6))):
         op = draw(st.integers(0, 3))
         i = draw(st.integers(0, max(0, len(data) - 1)))
-        if op == 0:  # flip a byte, the header's often
-            i = draw(st.integers(0, 43)) if draw(st.booleans()) else i
+        if op == 0 and data:  # flip a byte, the header's often (a truncation may have left fewer than 44)
+            i = draw(st.integers(0, min(43, len(data) - 1))) if draw(st.booleans()) else i
             data[i] = draw(st.integers(0, 255))
         elif op == 1:  # truncate
             del data[i:]

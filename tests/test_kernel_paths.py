@@ -18,6 +18,7 @@ from realtime.model.autoencoder import AUTOENCODER_CONFIGS, FrameAutoencoder
 from realtime.model.config import GENERATOR_CONFIGS
 from realtime.model.default_model import STUDENT, TEACHER, load_model
 from realtime.model.generator import Generator
+from realtime.stream.options import SamplingOptions
 from realtime.stream.session import StreamingGenerator
 
 
@@ -41,7 +42,9 @@ def _scene(n: int, frames: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray, 
 def _stream(g, ae, backend: str, monkeypatch, steps: int, window: int | None, chunks_frames: int, n: int = 2):
     monkeypatch.setenv("BYA_KERNELS", backend)
     ref, masks, audio = _scene(n, chunks_frames)
-    session = StreamingGenerator(g, ae, ref, masks, steps=steps, window_chunks=window, seed=7)
+    session = StreamingGenerator(
+        g, ae, ref, masks, options=SamplingOptions(steps=steps, window=window, seed=7)
+    )
     with torch.no_grad():
         chunks = session.push(audio) + session.flush()
     latents = torch.cat([c.latents.float().cpu() for c in chunks])
@@ -146,5 +149,6 @@ def test_the_shipped_student_streams_with_its_audio_guidance() -> None:
     assert loaded.path == STUDENT and loaded.audio_guidance == default_audio_guidance(STUDENT) == 2.0
     assert default_audio_guidance(TEACHER) == 1.0  # no guidance recorded: off
     scene = world_scene(2, seed=0, size=loaded.generator.cfg.frame_size)
-    assert ChunkScheduler(loaded, scene, 1, 0).session.audio_guidance == 2.0
-    assert ChunkScheduler(loaded, scene, 1, 0, audio_guidance=1.0).session.audio_guidance == 1.0
+    options = SamplingOptions.defaults(loaded, steps=1, seed=0)
+    assert ChunkScheduler(loaded, scene, options).session.audio_guidance == 2.0
+    assert ChunkScheduler(loaded, scene, options.replace(audio_guidance=1.0)).session.audio_guidance == 1.0

@@ -7,6 +7,7 @@ launch, so it does not matter which module imported triton or the kernels first.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -311,9 +312,9 @@ def test_dispatch_rejects_bad_arguments(monkeypatch: pytest.MonkeyPatch) -> None
     with pytest.raises(ValueError, match="mask must be"):
         dispatch.routed_audio_attention(r[0], r[1], r[2], r[3][..., :1], 16)
     q5, k5, v5, m5 = router_inputs(1, 2, 1, 4, 4, 2, 16, torch.float32)
-    with pytest.raises(ValueError, match=r"1\.\.4 characters"):
+    with pytest.raises(ValueError, match=r"1\.\.8 characters, got K=9"):
         dispatch.routed_audio_attention(
-            q5, torch.cat([k5, k5[:, :1]], 1), torch.cat([v5, v5[:, :1]], 1), m5, 4
+            q5, torch.cat([k5, k5, k5[:, :1]], 1), torch.cat([v5, v5, v5[:, :1]], 1), m5, 4
         )
 
 
@@ -325,6 +326,12 @@ def test_bench_quick_runs_on_cpu(tmp_path: Path) -> None:
     data = json.loads(path.read_text())
     assert data["device"] and data["rows"]
     assert all(row["ms"] > 0 for row in data["rows"])
+    # every implementation but a case's first is compared with it: the error column must exist and be
+    # small, or a wrong path could be timed as a fast one
+    compared = [r for r in data["rows"] if not math.isnan(r["max_abs_diff_vs_first"])]
+    assert {r["op"] for r in compared} >= {"stream", "router"}
+    for row in compared:
+        assert row["max_abs_diff_vs_first"] <= 1e-4, row
 
 
 # ---------------------------------------------------------------------------------------------------

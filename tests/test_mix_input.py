@@ -298,6 +298,15 @@ class RecordingInput:
         return np.concatenate(self.writes) if self.writes else np.zeros(0, np.float32)
 
 
+async def handed_over(inputs: list[RecordingInput], timeout_s: float = 10.0) -> None:
+    """Wait for the worker's last hand-over, which closes its inputs on the loop (after its deliveries)."""
+    for _ in range(int(timeout_s / 0.01)):
+        if all(i.closed for i in inputs):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the mix worker had not closed its inputs on the loop {timeout_s} s after it ended")
+
+
 @contextlib.asynccontextmanager
 async def scripted_mix(diarizer: ScriptedDiarizer):
     inputs = [RecordingInput(k) for k in ("s", "s/speaker0", "s/speaker1")]
@@ -307,7 +316,8 @@ async def scripted_mix(diarizer: ScriptedDiarizer):
     finally:
         mix.close()
         await asyncio.to_thread(mix._worker.join, 10.0)
-        await asyncio.sleep(0.05)  # the worker's last hand-over runs on the loop
+        assert not mix._worker.is_alive(), "the mix worker did not end within 10 s of close()"
+        await handed_over(inputs)
 
 
 def test_mix_input_routes_every_accepted_sample() -> None:
@@ -368,8 +378,7 @@ def test_a_failing_diarizer_ends_its_stream_only() -> None:
         async with scripted_mix(ScriptedDiarizer(0, fail=True)) as (mix, inputs):
             mix.write(np.zeros(960, np.int16), WEBRTC_AUDIO_RATE)
             await asyncio.to_thread(mix._worker.join, 10.0)
-            await asyncio.sleep(0.05)
-            assert all(i.closed for i in inputs)  # its inputs leave the room
+            await handed_over(inputs)  # its inputs leave the room
             with pytest.raises(AudioInputError, match="failed"):  # and its session ends on the next packet
                 mix.write(np.zeros(960, np.int16), WEBRTC_AUDIO_RATE)
             assert "scripted failure" in mix.stats()["error"]

@@ -13,6 +13,7 @@ from realtime.model.autoencoder import AUTOENCODER_CONFIGS, FrameAutoencoder
 from realtime.model.config import GENERATOR_CONFIGS
 from realtime.model.generator import Generator
 from realtime.model.onnx_step import DenoiseStep, OnnxDenoiser, example_inputs, export_step, pick_backend
+from realtime.stream.options import SamplingOptions
 from realtime.stream.session import StreamingGenerator
 
 pytest.importorskip("onnxruntime")
@@ -70,8 +71,8 @@ def test_streaming_session_through_onnx_matches_torch(exported, listening: bool)
         audio[0] = 0.0
     step = OnnxDenoiser(path)
     assert step.batched  # exported with a dynamic batch
-    a = StreamingGenerator(g, ae, ref, masks, steps=1, seed=3)
-    b = StreamingGenerator(g, ae, ref, masks, steps=1, seed=3, denoiser=step)
+    a = StreamingGenerator(g, ae, ref, masks, options=SamplingOptions(steps=1, seed=3))
+    b = StreamingGenerator(g, ae, ref, masks, options=SamplingOptions(steps=1, seed=3), denoiser=step)
     ca = a.push(audio, decode=False) + a.flush(decode=False)
     cb = b.push(audio, decode=False) + b.flush(decode=False)
     assert len(ca) == len(cb) == 5

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -167,12 +166,17 @@ def test_out_of_range_rate_and_pitch_are_refused(kwargs: dict, expected: str) ->
         speech.synthesize("hello", **kwargs)
 
 
-def test_speech_is_much_faster_than_real_time() -> None:
+def test_one_helper_process_serves_every_utterance(monkeypatch) -> None:
+    # what keeps speech far faster than real time is one long-lived espeak helper, not one per utterance;
+    # the speed itself is a benchmark's business
     speech.synthesize("warm up", "en-us")
-    t0 = time.perf_counter()
-    u = speech.synthesize(SENTENCE + " " + SENTENCE, "en-us+f3")
-    ms_per_second = 1000 * (time.perf_counter() - t0) / (u.duration_ms / 1000)
-    assert ms_per_second < 100, f"{ms_per_second:.1f} ms per second of speech"
+    host = speech._host()
+    started = []
+    monkeypatch.setattr(speech, "_Host", lambda: started.append(1))  # a new helper would be counted
+    once = speech.synthesize(SENTENCE, "en-us+f3")
+    twice = speech.synthesize(SENTENCE + " " + SENTENCE, "en-us+f3")
+    assert started == [] and speech._host() is host and host.process.poll() is None
+    assert 1.8 * once.duration_ms < twice.duration_ms < 2.5 * once.duration_ms
 
 
 SEEDED_TWICE = """

@@ -11,6 +11,7 @@ from realtime.model.audio_features import frame_windows, log_mel
 from realtime.model.autoencoder import AUTOENCODER_CONFIGS, FrameAutoencoder, frames_to_tensor
 from realtime.model.config import GENERATOR_CONFIGS
 from realtime.model.generator import Generator
+from realtime.stream.options import SamplingOptions
 from realtime.stream.session import StreamingGenerator, pad_characters
 
 CFG = GENERATOR_CONFIGS["tiny"]
@@ -65,7 +66,7 @@ def _teacher_forced(g: Generator, ae, ref, masks, audio, chunks: int, seed: int)
 def test_cached_stream_matches_the_teacher_forced_forward(models) -> None:
     g, ae = models
     ref, masks, audio = _scene(2, frames=12)
-    session = StreamingGenerator(g, ae, ref, masks, steps=2, seed=5)
+    session = StreamingGenerator(g, ae, ref, masks, options=SamplingOptions(steps=2, seed=5))
     chunks = session.push(audio, decode=False) + session.flush(decode=False)
     assert [ch.index for ch in chunks] == list(range(6))
     streamed = torch.cat([ch.latents for ch in chunks])
@@ -76,9 +77,9 @@ def test_cached_stream_matches_the_teacher_forced_forward(models) -> None:
 def test_audio_in_any_pieces_gives_the_same_stream(models) -> None:
     g, ae = models
     ref, masks, audio = _scene(3, frames=10)
-    whole = StreamingGenerator(g, ae, ref, masks, steps=1, seed=2)
+    whole = StreamingGenerator(g, ae, ref, masks, options=SamplingOptions(steps=1, seed=2))
     a = whole.push(audio, decode=False) + whole.flush(decode=False)
-    pieces = StreamingGenerator(g, ae, ref, masks, steps=1, seed=2)
+    pieces = StreamingGenerator(g, ae, ref, masks, options=SamplingOptions(steps=1, seed=2))
     b: list = []
     rng = np.random.default_rng(0)
     pos = 0
@@ -107,7 +108,7 @@ def test_cache_is_bounded_and_keeps_the_sink(models) -> None:
     """1,000 chunks: memory flat once the window is full; the sink is never evicted or changed."""
     g, ae = models
     ref, masks, audio = _scene(2, frames=2)
-    session = StreamingGenerator(g, ae, ref, masks, steps=1)
+    session = StreamingGenerator(g, ae, ref, masks, options=SamplingOptions(steps=1))
     sink_keys = [k.clone() for k in session.sink.keys]
     chunk = audio[:, : g.cfg.chunk_frames * SAMPLES_PER_FRAME]
     sizes = []
@@ -128,7 +129,7 @@ def test_rebinding_takes_effect_from_the_next_chunk(models) -> None:
     half = 4 * SAMPLES_PER_FRAME
     runs = []
     for swap in (False, True):
-        s = StreamingGenerator(g, ae, ref, masks, steps=1, seed=1)
+        s = StreamingGenerator(g, ae, ref, masks, options=SamplingOptions(steps=1, seed=1))
         first = s.push(audio[:, :half], decode=False)
         if swap:
             s.set_binding(np.array([[0.0, 1.0], [1.0, 0.0]], np.float32))
@@ -148,7 +149,7 @@ def test_bad_session_input_is_refused(models) -> None:
     with pytest.raises(ValueError, match="ref_masks must be"):
         StreamingGenerator(g, ae, ref, np.zeros((5, 128, 128), np.float32))
     with pytest.raises(ValueError, match="window_chunks"):
-        StreamingGenerator(g, ae, ref, masks, window_chunks=99)
+        StreamingGenerator(g, ae, ref, masks, options=SamplingOptions(window=99))
     s = StreamingGenerator(g, ae, ref, masks)
     with pytest.raises(ValueError, match="audio must be"):
         s.push(audio[:1])
@@ -162,7 +163,7 @@ def test_bad_session_input_is_refused(models) -> None:
 def test_decoded_frames_come_with_masks_and_timings(models) -> None:
     g, ae = models
     ref, masks, audio = _scene(2, frames=6)
-    s = StreamingGenerator(g, ae, ref, masks, steps=1)
+    s = StreamingGenerator(g, ae, ref, masks, options=SamplingOptions(steps=1))
     out = s.push(audio)
     assert out and out[0].frames.shape == (g.cfg.chunk_frames, 128, 128, 3)
     assert out[0].masks.shape == (g.cfg.chunk_frames, 2, g.cfg.mask_size, g.cfg.mask_size)
@@ -197,7 +198,7 @@ def test_listeners_are_characters_without_a_sounding_stream(models) -> None:
     ref, masks, audio = _scene(3)
     # stream 0 drives characters 0 and 1, stream 1 character 2; stream 0 silent, stream 1 speaking
     bind = np.array([[1, 1, 0], [0, 0, 1]], np.float32)
-    s = StreamingGenerator(g, ae, ref, masks, streams=2, bind=bind, steps=1)
+    s = StreamingGenerator(g, ae, ref, masks, options=SamplingOptions(steps=1), streams=2, bind=bind)
     audio2 = np.stack([np.zeros_like(audio[0]), audio[1]])
     s.tail = np.concatenate((pad_characters(audio2), np.zeros((MAX_CHARACTERS, 0), np.float32)), 1)
     windows = s._windows()
@@ -233,11 +234,8 @@ def test_a_silent_character_does_not_move_with_another_voice(models, isolate: bo
             ae,
             ref,
             masks,
-            steps=1,
-            seed=4,
-            window_chunks=0,
+            options=SamplingOptions(steps=1, seed=4, window=0, isolation=isolate),
             external=lambda j: route,
-            isolate_listeners=isolate,
         )
         return torch.cat([ch.latents for ch in s.push(a, decode=False) + s.flush(decode=False)])
 
@@ -263,7 +261,12 @@ def test_audio_guidance_extrapolates_only_the_speakers_regions(models) -> None:
 
     def run(a: np.ndarray, gain: float) -> torch.Tensor:
         s = StreamingGenerator(
-            g, ae, ref, masks, steps=1, seed=4, window_chunks=0, external=lambda j: route, audio_guidance=gain
+            g,
+            ae,
+            ref,
+            masks,
+            options=SamplingOptions(steps=1, seed=4, window=0, audio_guidance=gain),
+            external=lambda j: route,
         )
         return torch.cat([ch.latents for ch in s.push(a, decode=False) + s.flush(decode=False)])
 
@@ -281,7 +284,7 @@ def test_audio_guidance_extrapolates_only_the_speakers_regions(models) -> None:
     assert float((guided - plain)[:, :, background].abs().max()) <= 1e-6
     for bad in (0.5, 4.5, float("nan")):
         with pytest.raises(ValueError, match="audio_guidance"):
-            StreamingGenerator(g, ae, ref, masks, audio_guidance=bad)
+            StreamingGenerator(g, ae, ref, masks, options=SamplingOptions(audio_guidance=bad))
 
 
 class _Counting:
@@ -306,7 +309,9 @@ def test_a_primed_noise_bank_isolates_listeners_in_one_pass(models) -> None:
 
     def run(fresh: bool) -> tuple[torch.Tensor, list[int]]:
         fn = _Counting(g)
-        s = StreamingGenerator(g, ae, ref, masks, steps=1, seed=3, window_chunks=0, denoiser=fn)
+        s = StreamingGenerator(
+            g, ae, ref, masks, options=SamplingOptions(steps=1, seed=3, window=0), denoiser=fn
+        )
         assert s.bank_size == 16 and all(v is not None for v in s._still)
         primed = list(fn.batches)
         fn.batches.clear()
@@ -329,11 +334,16 @@ def test_a_primed_noise_bank_isolates_listeners_in_one_pass(models) -> None:
 def test_the_noise_bank_is_only_for_reference_only_one_step_sessions(models) -> None:
     g, ae = models
     ref, masks, _ = _scene(2)
-    assert StreamingGenerator(g, ae, ref, masks, steps=2, window_chunks=0).bank_size == 0
-    assert StreamingGenerator(g, ae, ref, masks, steps=1, window_chunks=1).bank_size == 0
-    assert StreamingGenerator(g, ae, ref, masks, steps=1, window_chunks=0, noise_bank=0).bank_size == 0
+    assert StreamingGenerator(g, ae, ref, masks, options=SamplingOptions(steps=2, window=0)).bank_size == 0
+    assert StreamingGenerator(g, ae, ref, masks, options=SamplingOptions(steps=1, window=1)).bank_size == 0
+    assert (
+        StreamingGenerator(
+            g, ae, ref, masks, options=SamplingOptions(steps=1, window=0, noise_bank=0)
+        ).bank_size
+        == 0
+    )
     with pytest.raises(ValueError, match="noise_bank"):
-        StreamingGenerator(g, ae, ref, masks, steps=1, window_chunks=0, noise_bank=-1)
+        StreamingGenerator(g, ae, ref, masks, options=SamplingOptions(steps=1, window=0, noise_bank=-1))
 
 
 def test_a_repositioned_session_generates_from_its_new_reference(models) -> None:
@@ -347,7 +357,9 @@ def test_a_repositioned_session_generates_from_its_new_reference(models) -> None
     moved_masks = np.roll(masks, 9, axis=2)
 
     def run(start_ref, start_masks, poses=None) -> torch.Tensor:
-        s = StreamingGenerator(g, ae, start_ref, start_masks, steps=1, seed=2, window_chunks=0, poses=poses)
+        s = StreamingGenerator(
+            g, ae, start_ref, start_masks, options=SamplingOptions(steps=1, seed=2, window=0), poses=poses
+        )
         return torch.cat([ch.latents for ch in s.push(audio, decode=False) + s.flush(decode=False)])
 
     reposed = run(ref, masks, poses=lambda j: (moved_ref, moved_masks))
@@ -356,7 +368,7 @@ def test_a_repositioned_session_generates_from_its_new_reference(models) -> None
     assert float((reposed - started).abs().max()) <= 1e-5
     assert float((reposed - still).abs().max()) > 1e-3
 
-    s = StreamingGenerator(g, ae, ref, masks, steps=1, window_chunks=0)
+    s = StreamingGenerator(g, ae, ref, masks, options=SamplingOptions(steps=1, window=0))
     z = s.z_ref.clone()
     with pytest.raises(ValueError, match="reference must be"):
         s.reposition(ref[:64], masks)

@@ -116,7 +116,10 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def bench_command(args: argparse.Namespace) -> int:
+    from realtime.bench.machine import command_line, provenance
+
     result = bench(tuple(args.sizes), tuple(args.characters), args.seconds, args.clips, args.workers)
+    result["provenance"] = provenance([], command_line(args, "bench data"))  # model-independent
     print_table(result)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=1))

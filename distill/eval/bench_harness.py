@@ -21,6 +21,7 @@ from distill.eval.harness import evaluate, jsonable, write_json
 from distill.eval.mouth_reader import VISIBLE_MIN, load_reader, mouth_visibility
 from distill.eval.mouth_tracker import track_mouths
 from distill.world.clip import make_clip
+from realtime.bench.machine import command_line, provenance
 from realtime.errors import BYAError
 from realtime.model.autoencoder import load_autoencoder, roundtrip
 from realtime.model.spec import SHIPPED
@@ -117,6 +118,7 @@ def bench_command(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     rep = measure(args.autoencoder, seeds, EXTENDED_CHARACTERS[: len(seeds)], args.seconds)
     rep["wall_seconds"] = time.perf_counter() - start
+    rep["provenance"] = provenance([args.autoencoder], command_line(args, "bench harness"))
     print(table(rep))
     print(f"wrote {write_json(jsonable(rep), args.out)}")
     return 0

@@ -20,13 +20,15 @@ from distill.data.shards import ensure_writable_dir
 from distill.eval.harness import evaluate
 from distill.eval.mouth_reader import load_reader
 from distill.world.clip import make_clip, truncate
-from realtime.audio.binding import add_guidance_argument, add_isolation_argument, guidance_from_args
+from realtime.audio.binding import add_guidance_argument, add_isolation_argument
+from realtime.bench.machine import command_line, provenance
 from realtime.errors import BYAError
 from realtime.model.autoencoder import load_autoencoder, roundtrip
 from realtime.model.checkpoint import load_generator
-from realtime.model.default_model import default_audio_guidance, default_steps, default_window
+from realtime.model.default_model import LoadedModel, default_audio_guidance, default_steps, default_window
 from realtime.model.spec import SHIPPED
 from realtime.scene.cartoon.render import render_standing
+from realtime.stream.options import SamplingOptions
 from realtime.stream.sampler import generate, upsample_masks
 
 EVAL_SEEDS = (101, 102, 103, 104, 105, 106)  # held out: the mouth reader and every trainer use other seeds
@@ -77,27 +79,37 @@ def _mean(rows: list[dict], key: str) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
+def load_checkpoint(checkpoint: str, autoencoder: str) -> LoadedModel:
+    """A generator checkpoint and an autoencoder with the checkpoint's own sampling settings (its JSON's
+    steps, stream window and audio guidance): the defaults `bya model eval` samples with."""
+    model, ae = load_generator(checkpoint), load_autoencoder(autoencoder)
+    return LoadedModel(
+        model,
+        ae,
+        default_steps(checkpoint),
+        Path(checkpoint),
+        default_window(checkpoint, model.cfg.window_chunks),
+        audio_guidance=default_audio_guidance(checkpoint),
+    )
+
+
 def evaluate_checkpoint(
-    checkpoint: str,
-    autoencoder: str,
+    loaded: LoadedModel,
     seconds: float,
-    steps: int,
+    options: SamplingOptions | None = None,
     seeds=EVAL_SEEDS,
     characters=EVAL_CHARACTERS,
-    window: int | None = None,
-    isolate_listeners: bool = True,
     track: bool = False,
-    audio_guidance: float | None = None,
 ) -> dict:
-    """Generate and score every held-out clip. `track`: each chunk is generated from a reference frame
-    re-rendered where the world's choreography puts each character at that time (standing_plan: drift,
-    sway, idle bob; faces at rest, nothing from the dialogue), as a scene or a tracker would give it."""
+    """Generate and score every held-out clip with `options` (None: the checkpoint's own; each clip's seed
+    replaces the options' seed). `track`: each chunk is generated from a reference frame re-rendered where
+    the world's choreography puts each character at that time (standing_plan: drift, sway, idle bob; faces
+    at rest, nothing from the dialogue), as a scene or a tracker would give it."""
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    model, ae, reader = load_generator(checkpoint), load_autoencoder(autoencoder), load_reader()
-    if window is None:  # the context window the checkpoint was made to stream with
-        window = default_window(checkpoint, model.cfg.window_chunks)
-    if audio_guidance is None:  # the guidance the checkpoint ships with
-        audio_guidance = default_audio_guidance(checkpoint)
+    options = SamplingOptions.defaults(loaded) if options is None else options
+    if options.window is None:  # the context window the checkpoint was made to stream with
+        options = options.replace(window=loaded.window)
+    model, ae, reader = loaded.generator, loaded.autoencoder, load_reader()
     rows, rebind, ceiling = [], [], []
     start = time.perf_counter()
     frames_made = 0
@@ -113,11 +125,7 @@ def evaluate_checkpoint(
             clip.render.frames[0],
             clip.render.masks[0],
             clip.dialogue.audio,
-            steps=steps,
-            seed=seed,
-            window_chunks=window,
-            isolate_listeners=isolate_listeners,
-            audio_guidance=audio_guidance,
+            options=options.replace(seed=seed),
             poses=poses,
         )
         t = len(out.frames)
@@ -158,11 +166,7 @@ def evaluate_checkpoint(
                 clip.render.masks[0],
                 clip.dialogue.audio,
                 bind=np.array([[0.0, 1.0], [1.0, 0.0]], np.float32),
-                steps=steps,
-                seed=seed,
-                window_chunks=window,
-                isolate_listeners=isolate_listeners,
-                audio_guidance=audio_guidance,
+                options=options.replace(seed=seed),
                 poses=poses,
             )
             srep = evaluate(swapped.frames, cut, reader=reader, mouths="tracked")
@@ -170,11 +174,11 @@ def evaluate_checkpoint(
     wall = time.perf_counter() - start
     summary = _summary(rows)
     return {
-        "checkpoint": checkpoint,
-        "steps": steps,
-        "window_chunks": window,
-        "listener_isolation": "on" if isolate_listeners else "off",
-        "audio_guidance": audio_guidance,
+        "checkpoint": str(loaded.path),
+        "steps": options.steps,
+        "window_chunks": options.window,
+        "listener_isolation": "on" if options.isolate_listeners else "off",
+        "audio_guidance": options.audio_guidance,
         "pose_track": "the world's standing positions (realtime.scene.cartoon.render.standing_plan)"
         if track
         else None,
@@ -201,7 +205,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--autoencoder", default=str(SHIPPED.autoencoder_path))
     p.add_argument("--seconds", type=float, default=8.0, help="length of each held-out clip")
     p.add_argument(
-        "--steps", type=int, default=None, help="Euler steps per chunk (default: the checkpoint's own: 1 for the student)"
+        "--steps",
+        type=int,
+        default=None,
+        help="Euler steps per chunk (default: the checkpoint's own: 1 for the student)",
     )
     p.add_argument("--window", type=int, default=None, help="context chunks (default: the checkpoint's)")
     p.add_argument("--clips", type=int, default=len(EVAL_SEEDS), help=f"held-out clips (1-{len(EVAL_SEEDS)})")
@@ -224,13 +231,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def eval_model_command(args: argparse.Namespace) -> int:
     if not 1 <= args.clips <= len(EVAL_SEEDS):
         raise BYAError(f"--clips must be in [1, {len(EVAL_SEEDS)}], got {args.clips}")
-    if args.steps is None:
-        args.steps = default_steps(args.checkpoint)
-    if not 1 <= args.steps <= 100:
-        raise BYAError(f"--steps must be in [1, 100], got {args.steps}")
     if not 1.0 <= args.seconds <= 60.0:
         raise BYAError(f"--seconds must be in [1, 60], got {args.seconds}")
-    guidance = guidance_from_args(args, None)  # checked before anything loads; None: the checkpoint's
+    SamplingOptions.from_args(args)  # the sampling flags, checked before anything loads
     out = Path(args.out)
     ensure_writable_dir(out.parent)
     seeds, characters = (
@@ -238,18 +241,12 @@ def eval_model_command(args: argparse.Namespace) -> int:
         if getattr(args, "extended", False)
         else (EVAL_SEEDS[: args.clips], EVAL_CHARACTERS[: args.clips])
     )
+    loaded = load_checkpoint(args.checkpoint, args.autoencoder)
+    options = SamplingOptions.from_args(args, loaded)  # each clip replaces the seed with its own
     rep = evaluate_checkpoint(
-        args.checkpoint,
-        args.autoencoder,
-        args.seconds,
-        args.steps,
-        seeds,
-        characters,
-        args.window,
-        getattr(args, "listener_isolation", "auto") != "off",
-        track=getattr(args, "track", False),
-        audio_guidance=guidance,
+        loaded, args.seconds, options, seeds, characters, track=getattr(args, "track", False)
     )
+    rep["provenance"] = provenance([args.checkpoint, args.autoencoder], command_line(args, "model eval"))
     out.write_text(json.dumps(rep, indent=1, allow_nan=True))
     out.with_suffix(".md").write_text(markdown_table(rep))
     print(

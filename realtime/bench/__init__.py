@@ -37,4 +37,15 @@ COMMANDS: dict[
         "realtime.bench.batching:add_arguments",
         "realtime.bench.batching:bench_command",
     ),
+    "bench contention": (
+        "bya render's frames/s alone and beside 1 and 2 busy processes, against a fair share of the cores",
+        "realtime.bench.contention:add_arguments",
+        "realtime.bench.contention:bench_command",
+    ),
+    "bench all": (
+        "every benchmark README.md quotes, with the shipped model at its own settings, each in its own "
+        "process: JSON with provenance into --out, then a summary table (--quick: under ~20 min)",
+        "realtime.bench.all:add_arguments",
+        "realtime.bench.all:bench_command",
+    ),
 }

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from realtime.bench.machine import describe_machine
+from realtime.bench.machine import command_line, describe_machine, provenance
 from realtime.errors import BYAError
 from realtime.media import FRAME_MS
 
@@ -40,6 +40,7 @@ class ChunkWork:
 
     def __init__(self, loaded, seed: int) -> None:
         from realtime.scene.scenes import world_scene
+        from realtime.stream.options import SamplingOptions
         from realtime.stream.session import StreamingGenerator
 
         cfg = loaded.generator.cfg
@@ -50,10 +51,7 @@ class ChunkWork:
             loaded.autoencoder,
             scene.reference,
             scene.masks,
-            steps=loaded.steps,
-            seed=seed,
-            window_chunks=loaded.window,
-            audio_guidance=loaded.audio_guidance,
+            options=SamplingOptions.defaults(loaded, seed=seed),  # the model's settings
         )
         s.push(np.zeros((2, s.samples_needed(WARM_CHUNKS)), np.float32))
         self.session = s
@@ -182,6 +180,9 @@ def run(args: argparse.Namespace) -> dict:
     result["gain_vs_best_unbatched"] = round(gain, 3)
     return {
         "machine": describe_machine(args.threads),
+        "provenance": provenance(
+            [loaded.path, loaded.autoencoder_path], command_line(args, "bench batching"), args.threads
+        ),
         "model": {"path": str(loaded.path), "steps": loaded.steps, "window": loaded.window},
         "chunk_ms": cfg.chunk_frames * FRAME_MS,
         "rooms": ROOMS,

@@ -20,7 +20,6 @@ noise. Prints a table and writes JSON naming the machine.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import platform
 import time
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from realtime.bench.machine import command_line, provenance
 from realtime.errors import BYAError
 from realtime.media import SAMPLES_PER_FRAME, WEBRTC_AUDIO_RATE
 
@@ -61,15 +61,16 @@ def measure_case(loaded, n: int, speaker: int, scene_seed: int, onsets: int, iso
         speech_labels,
     )
     from realtime.outputs.render import render_audio
+    from realtime.stream.options import SamplingOptions
 
     scene, seed = separated_world_scene(n, scene_seed, loaded.generator.cfg.frame_size, PAD_PX)
     boxes = scene_mouth_boxes(scene, seed)
     voice = bursts_16k(onsets, seed)
     tracks = np.zeros((n, len(voice)), np.float32)
     tracks[speaker] = voice
-    loaded = dataclasses.replace(loaded, isolation="on" if isolate else "off")
+    options = SamplingOptions.defaults(loaded, seed=seed, isolation="on" if isolate else "off")
     start = time.perf_counter()
-    out = render_audio(loaded, scene, tracks, seed=seed)
+    out = render_audio(loaded, scene, tracks, options)
     wall = time.perf_counter() - start
     label = speech_labels(voice, SAMPLES_PER_FRAME, 0, len(out.frames))
     keep = label >= 0
@@ -140,6 +141,9 @@ def run(args: argparse.Namespace) -> dict:
         "summary": summarize(rows),
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
         "command": "bya bench binding " + " ".join(args.argv),
+        "provenance": provenance(
+            [loaded.path, loaded.autoencoder_path], command_line(args, "bench binding"), args.threads
+        ),
     }
 
 

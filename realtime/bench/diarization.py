@@ -15,12 +15,15 @@ import itertools
 import json
 import os
 import platform
+import shlex
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 from realtime.audio.diarization import Diarizer, decision_masks
+from realtime.bench.machine import provenance
 from realtime.media import AUDIO_SAMPLE_RATE, SAMPLES_PER_FRAME
 
 SEEDS = ((101, 2), (102, 3), (103, 2), (104, 3), (105, 2), (106, 3))  # held out: tuning used seeds 1-12
@@ -197,6 +200,12 @@ def main(argv: list[str] | None = None) -> None:
         "block_samples": BLOCK,
         "enrollment": f"{ENROLL_S:g} s per character: same voice, sentences not in the scored clip",
         "machine": machine(),
+        "provenance": provenance(  # model-independent: no weights
+            [],
+            shlex.join(
+                ["python", "-m", "realtime.bench.diarization", *(sys.argv[1:] if argv is None else argv)]
+            ),
+        ),
         "wall_s": round(time.perf_counter() - t, 1),
         "results": results,
     }

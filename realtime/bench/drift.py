@@ -20,14 +20,23 @@ import torch
 
 from distill.eval.metrics import background_fidelity, colour_drift
 from distill.world.clip import make_clip
+from realtime.bench.machine import command_line, provenance
 from realtime.errors import BYAError
 from realtime.media import SAMPLES_PER_FRAME, VIDEO_FPS
 from realtime.model.default_model import load_model
+from realtime.stream.options import SamplingOptions
 from realtime.stream.session import StreamingGenerator
 
 
 @torch.no_grad()
-def run(model_path: str | None, minutes: float, characters: int, seed: int, threads: int) -> dict:
+def run(
+    model_path: str | None,
+    minutes: float,
+    characters: int,
+    seed: int,
+    threads: int,
+    command: str = "bya bench drift",
+) -> dict:
     torch.set_num_threads(threads)
     loaded = load_model(model_path)
     cfg = loaded.generator.cfg
@@ -39,10 +48,7 @@ def run(model_path: str | None, minutes: float, characters: int, seed: int, thre
         loaded.autoencoder,
         clip.render.frames[0],
         clip.render.masks[0],
-        steps=loaded.steps,
-        seed=seed,
-        window_chunks=loaded.window,
-        audio_guidance=loaded.audio_guidance,
+        options=SamplingOptions.defaults(loaded, seed=seed),  # the model's settings
     )
     audio = clip.dialogue.audio.astype(np.float32)
     keep_every = VIDEO_FPS  # one scored frame per second
@@ -96,6 +102,7 @@ def run(model_path: str | None, minutes: float, characters: int, seed: int, thre
         "drift_change": last["colour_drift"] - first["colour_drift"],
         "psnr_within_1db": abs(last["background_psnr_db"] - first["background_psnr_db"]) <= 1.0,
         "cache_bytes_end": s.cache_bytes(),
+        "provenance": provenance([loaded.path, loaded.autoencoder_path], command, threads),
     }
 
 
@@ -132,7 +139,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def bench_command(args: argparse.Namespace) -> int:
     if not 1 <= args.minutes <= 10:
         raise BYAError(f"--minutes must be in [1, 10] (the world's longest dialogue), got {args.minutes}")
-    res = run(args.model, args.minutes, args.characters, args.seed, args.threads)
+    res = run(
+        args.model,
+        args.minutes,
+        args.characters,
+        args.seed,
+        args.threads,
+        command_line(args, "bench drift"),
+    )
     print(f"{'minute':>6} {'bg PSNR dB':>10} {'drift':>7} {'drift max':>9}")
     for r in res["curve"]:
         print(

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from realtime.bench.machine import command_line, provenance
 from realtime.media import FRAME_MS, MAX_CHARACTERS
 from realtime.model.autoencoder import load_autoencoder
 from realtime.model.checkpoint import load_generator
@@ -106,6 +107,9 @@ def bench_command(args: argparse.Namespace) -> int:
     if args.repeat < 1 or args.threads < 1:
         raise BYAError("--repeat and --threads must be at least 1")
     rep = run(args.checkpoint, args.autoencoder, args.repeat, args.threads)
+    rep["provenance"] = provenance(
+        [args.checkpoint, args.autoencoder], command_line(args, "bench model"), args.threads
+    )
     print(f"{'op':<14} {'N':>2} {'ctx':>3} {'dtype':>5} {'ms':>8} {'budget':>7} {'x budget':>8}")
     for r in rep["rows"]:
         print(

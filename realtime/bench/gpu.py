@@ -35,6 +35,7 @@ from pathlib import Path
 import torch
 
 from kernels.dispatch import ENV_VAR, backend_for
+from realtime.bench.machine import command_line, provenance
 from realtime.media import FRAME_MS, MAX_CHARACTERS
 from realtime.model.config import GENERATOR_CONFIGS
 from realtime.model.generator import ChunkCache, Generator
@@ -307,6 +308,8 @@ def bench_command(args: argparse.Namespace) -> int:
         "cuda": torch.version.cuda,
         "triton_runs": _triton_runs(device),
         "command": " ".join(["bya", *sys.argv[1:]]),
+        # the toon-s rows' weights ('' --student: random weights, nothing loaded)
+        "provenance": provenance([args.student or None], command_line(args, "bench gpu")),
     }
     print(f"device: {env['device']}  torch {env['torch']}  triton path: {env['triton_runs']}")
     print(HEADER)

@@ -22,12 +22,16 @@ import torch
 
 from distill.world.clip import make_clip
 from realtime.audio.binding import add_isolation_argument
+from realtime.bench.machine import command_line, provenance
 from realtime.errors import BYAError
 from realtime.media import AUDIO_SAMPLE_RATE, FRAME_MS, SAMPLES_PER_FRAME
 from realtime.model.autoencoder import AUTOENCODER_CONFIGS, FrameAutoencoder
 from realtime.model.default_model import TEACHER, load_model
 from realtime.model.generator import Generator
+from realtime.stream.options import SamplingOptions
 from realtime.stream.session import StreamingGenerator
+
+SEED = 11  # the dialogue and noise of every run (one fixed clip, so runs compare)
 
 BLOCK_MS = 20  # audio arrives in 20 ms blocks, as WebRTC delivers it
 
@@ -37,24 +41,10 @@ def _session(
     ae,
     seconds: float,
     characters: int,
-    steps: int,
-    seed: int,
-    window: int | None = None,
-    isolate=True,
-    guidance: float = 1.0,
+    options: SamplingOptions,
 ):
-    clip = make_clip(seed, n_characters=characters, size=model.cfg.frame_size, seconds=seconds)
-    s = StreamingGenerator(
-        model,
-        ae,
-        clip.render.frames[0],
-        clip.render.masks[0],
-        steps=steps,
-        seed=seed,
-        window_chunks=window,
-        isolate_listeners=isolate,
-        audio_guidance=guidance,
-    )
+    clip = make_clip(options.seed, n_characters=characters, size=model.cfg.frame_size, seconds=seconds)
+    s = StreamingGenerator(model, ae, clip.render.frames[0], clip.render.masks[0], options=options)
     return s, clip.dialogue.audio.astype(np.float32)
 
 
@@ -63,14 +53,11 @@ def run_paced(
     ae,
     seconds: float,
     characters: int,
-    steps: int,
-    seed: int = 11,
-    window: int | None = None,
-    isolate: bool = True,  # listener isolation (the file pipeline's default)
-    guidance: float = 1.0,  # audio guidance (the shipped student's comes from its checkpoint)
+    options: SamplingOptions,  # steps, window, isolation, guidance; its seed picks the dialogue too
 ) -> dict:
     """Feed audio at the wall clock; measure whether frames keep up and how late each chunk is."""
-    s, audio = _session(model, ae, seconds, characters, steps, seed, window, isolate, guidance)
+    s, audio = _session(model, ae, seconds, characters, options)
+    steps = options.steps
     block = AUDIO_SAMPLE_RATE * BLOCK_MS // 1000
     c = model.cfg.chunk_frames
     chunk_samples = c * SAMPLES_PER_FRAME
@@ -115,14 +102,11 @@ def run_unpaced(
     ae,
     seconds: float,
     characters: int,
-    steps: int,
-    seed: int = 11,
-    window: int | None = None,
-    isolate: bool = True,  # listener isolation (the file pipeline's default)
-    guidance: float = 1.0,  # audio guidance (the shipped student's comes from its checkpoint)
+    options: SamplingOptions,  # steps, window, isolation, guidance; its seed picks the dialogue too
 ) -> dict:
     """All audio at once: how fast chunks can be made back to back (throughput)."""
-    s, audio = _session(model, ae, seconds, characters, steps, seed, window, isolate, guidance)
+    s, audio = _session(model, ae, seconds, characters, options)
+    steps = options.steps
     start = time.perf_counter()
     chunks = s.push(audio) + s.flush()
     wall = time.perf_counter() - start
@@ -147,10 +131,13 @@ def _pcts(xs: list[float]) -> dict:
 @torch.no_grad()
 def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
-    iso = getattr(args, "listener_isolation", "auto") != "off"
     student = load_model(args.model)  # default: the shipped model and its stream settings
     student_path = student.path
     teacher = load_model(args.teacher or TEACHER)  # its own setting: 8 steps, full window
+    shipped = SamplingOptions.from_args(args, student).replace(seed=SEED)
+    iso = shipped.isolate_listeners
+    # the unpaced baselines and the 256 px run measure speed without audio guidance
+    plain = shipped.replace(audio_guidance=1.0)
     rows = [
         {
             "model": student_path.name,
@@ -159,10 +146,7 @@ def run(args: argparse.Namespace) -> dict:
                 student.autoencoder,
                 args.seconds,
                 2,
-                student.steps,
-                window=student.window,
-                isolate=iso,
-                guidance=student.audio_guidance,
+                shipped,
             ),
         }
     ]
@@ -175,10 +159,7 @@ def run(args: argparse.Namespace) -> dict:
                     student.autoencoder,
                     min(args.seconds, 20),
                     n,
-                    student.steps,
-                    window=student.window,
-                    isolate=iso,
-                    guidance=student.audio_guidance,
+                    shipped,
                 ),
             }
         )
@@ -189,9 +170,7 @@ def run(args: argparse.Namespace) -> dict:
             teacher.autoencoder,
             args.teacher_seconds,
             2,
-            teacher.steps,
-            window=teacher.window,
-            isolate=iso,
+            plain.replace(steps=teacher.steps, window=teacher.window),
         ),
     }
     fast = {
@@ -201,9 +180,7 @@ def run(args: argparse.Namespace) -> dict:
             student.autoencoder,
             args.teacher_seconds,
             2,
-            student.steps,
-            window=student.window,
-            isolate=iso,
+            plain,
         ),
     }
     # 256 px: the same architecture at 256 tokens per frame (speed only: no 256 px weights ship)
@@ -213,7 +190,7 @@ def run(args: argparse.Namespace) -> dict:
     ae256.load_state_dict(student.autoencoder.state_dict())
     r256 = {
         "model": "toon-s @256 (speed only)",
-        **run_paced(g256, ae256, min(args.seconds, 20), 2, 1, window=student.window, isolate=iso),
+        **run_paced(g256, ae256, min(args.seconds, 20), 2, plain.replace(steps=1)),
     }
     return {
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, no GPU",
@@ -228,6 +205,11 @@ def run(args: argparse.Namespace) -> dict:
         "size_256": r256,
         "command": "bya bench stream "
         + " ".join(f"--{k} {v}" for k, v in vars(args).items() if k in ("seconds", "threads")),
+        "provenance": provenance(
+            [student.path, student.autoencoder_path, teacher.path, teacher.autoencoder_path],
+            command_line(args, "bench stream"),
+            args.threads,
+        ),
     }
 
 

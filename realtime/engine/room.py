@@ -21,7 +21,6 @@ from collections import Counter, deque
 
 import numpy as np
 
-from realtime.audio.binding import AUDIO_GUIDANCE_RANGE
 from realtime.audio.inputs import JITTER_MS, AudioInput
 from realtime.audio.resampler import PolyphaseResampler
 from realtime.engine.compositor import composite
@@ -35,10 +34,11 @@ from realtime.engine.subscription import (
     Subscription,
     VideoFrameOut,
 )
-from realtime.errors import BindingError, BYAError, SceneError
+from realtime.errors import BindingError, BYAError, CharacterCountError, SceneError
 from realtime.media import AUDIO_SAMPLE_RATE, FRAME_MS, WEBRTC_AUDIO_RATE
 from realtime.model.default_model import LoadedModel
 from realtime.scene.scenes import Scene
+from realtime.stream.options import SamplingOptions
 
 __all__ = ["AudioFrameOut", "AudioInput", "Room", "Subscription", "VideoFrameOut"]
 
@@ -62,18 +62,31 @@ class Room:
         loaded: LoadedModel,
         scene: Scene,
         *,
-        steps: int | None = None,  # sampling steps per chunk (default: the checkpoint's)
-        seed: int = 0,
+        options: SamplingOptions | None = None,  # None: the model's (SamplingOptions.defaults(loaded))
+        steps: int | None = None,  # sampling steps per chunk (None: the options')
+        seed: int | None = None,  # None: the options' (0 by default)
         max_inputs: int = 8,
         latency_ms: float | None = None,  # fixed output delay; None: measured while starting
-        motion: bool = False,  # characters follow the scene's choreography (Scene.standing)
-        audio_guidance: float | None = None,  # speakers' regions extrapolated g x (None: the model's)
+        motion: bool | None = None,  # characters follow the scene's choreography (None: the options')
+        audio_guidance: float | None = None,  # speakers' regions extrapolated g x (None: the options')
     ) -> None:
         size = loaded.generator.cfg.frame_size
         if scene.size != size:
             raise SceneError(f"scene reference is {scene.size} px, the model generates {size} px frames")
-        self.steps = loaded.steps if steps is None else steps
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or not 1 <= self.steps <= 100:
+        if scene.n_characters > loaded.generator.cfg.max_characters:
+            raise CharacterCountError(
+                f"a scene of {scene.n_characters} characters, but this model's router has "
+                f"{loaded.generator.cfg.max_characters} character slots (GeneratorConfig.max_characters)"
+            )
+        if steps is not None and (
+            isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 100
+        ):
+            raise BYAError(f"steps must be an integer in [1, 100], got {steps!r}")
+        base = options if options is not None else SamplingOptions.defaults(loaded)
+        changes = {"steps": steps, "seed": seed, "motion": motion, "audio_guidance": audio_guidance}
+        self.options = base.replace(**{k: v for k, v in changes.items() if v is not None})
+        self.steps, seed, motion = self.options.steps, self.options.seed, self.options.motion
+        if not 1 <= self.steps <= 100:
             raise BYAError(f"steps must be an integer in [1, 100], got {self.steps!r}")
         if not 1 <= max_inputs <= 64:
             raise BYAError(f"max_inputs must be in [1, 64], got {max_inputs}")
@@ -83,10 +96,7 @@ class Room:
             )
         self.loaded, self.scene, self.seed, self.max_inputs = loaded, scene, seed, max_inputs
         self.motion = motion
-        self.audio_guidance = loaded.audio_guidance if audio_guidance is None else float(audio_guidance)
-        lo, hi = AUDIO_GUIDANCE_RANGE
-        if not lo <= self.audio_guidance <= hi:  # also false for NaN
-            raise BYAError(f"audio_guidance must be in [{lo:g}, {hi:g}], got {self.audio_guidance}")
+        self.audio_guidance = float(self.options.audio_guidance)
         self.requested_latency_ms = latency_ms
         self._inputs: dict[str, AudioInput] = {}
         self._subscribers: set[Subscription] = set()
@@ -236,16 +246,8 @@ class Room:
 
     def _scheduler(self, isolate: bool, *live) -> ChunkScheduler:
         """A session of this room's scene and settings; `live` = (deadline, cost, clock, on_frame)."""
-        return ChunkScheduler(
-            self.loaded,
-            self.scene,
-            self.steps,
-            self.seed,
-            *live,
-            isolate=isolate,
-            motion=self.motion,
-            audio_guidance=self.audio_guidance,
-        )
+        options = self.options.replace(isolation="on" if isolate else "off")
+        return ChunkScheduler(self.loaded, self.scene, options, *live)
 
     def _time_chunks(self, isolate: bool) -> tuple[CostModel, ChunkScheduler]:
         """A throwaway session timed on one voice with the others listening (the dearest chunk)."""
@@ -259,9 +261,9 @@ class Room:
     def _warm_up(self) -> tuple[CostModel, float, ChunkScheduler]:
         """Time a few chunks of a throwaway session; build the live one (its reference encoded) off the loop.
         Listener isolation "auto" stays on only if one step with its second pass is sustainable here."""
-        isolate = self.loaded.isolate_listeners and self.scene.n_characters > 1
+        isolate = self.options.isolate_listeners and self.scene.n_characters > 1
         cost, probe = self._time_chunks(isolate)
-        if isolate and self.loaded.isolation == "auto" and cost.estimate(1) > SUSTAINABLE * 2 * FRAME_MS:
+        if isolate and self.options.isolation == "auto" and cost.estimate(1) > SUSTAINABLE * 2 * FRAME_MS:
             log.warning(
                 "listener isolation off: a chunk with it costs %.0f ms of its %d ms",
                 cost.estimate(1),

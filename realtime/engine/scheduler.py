@@ -22,6 +22,7 @@ from realtime.media import AUDIO_SAMPLE_RATE, SAMPLES_PER_FRAME
 from realtime.model.autoencoder import tensor_to_frames
 from realtime.model.default_model import LoadedModel
 from realtime.scene.scenes import Scene
+from realtime.stream.options import SamplingOptions
 from realtime.stream.session import POSE_LAG, StreamingGenerator
 
 STAGES = ("features_ms", "denoise_ms", "decode_ms", "cache_ms", "composite_ms")
@@ -102,35 +103,28 @@ class ChunkScheduler:
         self,
         loaded: LoadedModel,
         scene: Scene,
-        steps: int,
-        seed: int = 0,
+        options: SamplingOptions,  # steps (the most a chunk gets), seed, isolation, guidance, motion
         deadline: Callable[[int], float] | None = None,  # chunk index -> clock time its first frame is due
         cost: CostModel | None = None,  # starting estimates (the room measures them while warming up)
         clock: Callable[[], float] = time.monotonic,
         on_frame: Callable[[int, np.ndarray], None] | None = None,  # (frame index, image) as each is ready
-        isolate: bool | None = None,  # listener isolation (None: loaded.isolate_listeners)
-        motion: bool = False,  # characters follow the scene's choreography (Scene.standing)
-        audio_guidance: float | None = None,  # None: loaded.audio_guidance (StreamingGenerator)
     ) -> None:
         cfg = loaded.generator.cfg
+        motion = options.motion  # characters follow the scene's choreography (Scene.standing)
         if motion and not scene.choreographed:
             raise SceneError(
                 "this scene has no choreography to follow (a photo scene): run it without motion"
             )
         self.motion = motion
-        self.scene, self.steps, self.deadline, self.clock = scene, steps, deadline, clock
+        self.scene, self.steps, self.deadline, self.clock = scene, options.steps, deadline, clock
         self.on_frame, self.autoencoder = on_frame, loaded.autoencoder
         self.session = StreamingGenerator(
             loaded.generator,
             loaded.autoencoder,
             scene.reference,
             scene.masks,
-            steps=steps,
-            seed=seed,
-            window_chunks=loaded.window,
+            options=options,
             denoiser=loaded.denoiser,
-            isolate_listeners=loaded.isolate_listeners if isolate is None else isolate,
-            audio_guidance=loaded.audio_guidance if audio_guidance is None else audio_guidance,
             poses=self._pose if motion else None,
         )
         self.cost = cost if cost is not None else CostModel()

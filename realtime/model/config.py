@@ -54,6 +54,8 @@ class GeneratorConfig:
     router_prior: bool = False
 
     def __post_init__(self) -> None:
+        if self.max_characters < 1:
+            raise ValueError(f"max_characters must be >= 1, got {self.max_characters}")
         if self.width % self.heads:
             raise ValueError(f"width {self.width} must be a multiple of heads {self.heads}")
         if self.frame_size % (self.latent_factor * self.patch):

@@ -47,6 +47,7 @@ class LoadedModel:
     backend: str = "torch"  # what `denoiser` runs on, as reported to users
     isolation: str = "auto"  # listener isolation: on, off, or auto (on where the machine affords it)
     audio_guidance: float = 1.0  # speakers move g times as far from the voiceless pass (streaming.py)
+    autoencoder_path: Path | None = None  # the autoencoder's file, for benchmarks' provenance records
 
     @property
     def isolate_listeners(self) -> bool:
@@ -126,7 +127,7 @@ def load_model(
     if ae.cfg.latent_channels != gen.cfg.latent_channels or ae.cfg.factor != gen.cfg.latent_factor:
         raise CheckpointError(f"{path} needs a {gen.cfg.latent_channels}-channel autoencoder")
     if shipped:
-        return LoadedModel(gen, ae, SHIPPED_STEPS, path, SHIPPED_WINDOW)
+        return LoadedModel(gen, ae, SHIPPED_STEPS, path, SHIPPED_WINDOW, autoencoder_path=ae_path)
     return LoadedModel(
         gen,
         ae,
@@ -134,4 +135,5 @@ def load_model(
         path,
         default_window(path, gen.cfg.window_chunks),
         audio_guidance=default_audio_guidance(path),
+        autoencoder_path=ae_path,
     )

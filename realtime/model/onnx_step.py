@@ -16,7 +16,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from realtime.media import MAX_CHARACTERS
 from realtime.model.generator import Generator, GeneratorOutput, SinkCache
 
 INPUTS = ("noisy", "t", "base", "mids", "keys", "values", "audio", "ref_masks")
@@ -63,8 +62,8 @@ def example_inputs(model: Generator, window_chunks: int) -> tuple[torch.Tensor, 
         torch.randn(cfg.depth, 1, f, cfg.width),
         torch.randn(cfg.depth, 1, cfg.heads, lw, d),
         torch.randn(cfg.depth, 1, cfg.heads, lw, d),
-        torch.randn(1, MAX_CHARACTERS, c * cfg.audio_tokens, cfg.width),
-        torch.rand(1, MAX_CHARACTERS, cfg.mask_size, cfg.mask_size),
+        torch.randn(1, cfg.max_characters, c * cfg.audio_tokens, cfg.width),
+        torch.rand(1, cfg.max_characters, cfg.mask_size, cfg.mask_size),
     )
 
 
@@ -98,9 +97,9 @@ class OnnxDenoiser:
     ) -> None:
         import onnxruntime as ort
 
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
+        from realtime.engine.threads import onnx_session_options
+
+        opts = onnx_session_options(threads)  # sized from this process's cores; threads wait, not spin
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         available = ort.get_available_providers()
         # onnxruntime-gpu lists the CUDA provider even on machines without a GPU; ask for it only with one

@@ -17,15 +17,19 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.audio.binding import (
-    add_guidance_argument,
-    add_isolation_argument,
-    add_motion_argument,
-    guidance_from_args,
+from realtime.audio.binding import add_guidance_argument, add_isolation_argument, add_motion_argument
+from realtime.engine.threads import available_cores, set_threads
+from realtime.errors import (
+    AudioInputError,
+    BYAError,
+    CharacterCountError,
+    CheckpointError,
+    OutputPathError,
+    SceneError,
 )
-from realtime.errors import AudioInputError, BYAError, CheckpointError, OutputPathError, SceneError
 from realtime.media import AUDIO_SAMPLE_RATE, MAX_CHARACTERS, SAMPLES_PER_FRAME, VIDEO_FPS
 from realtime.scene.scenes import PHOTO_ONLY_NOTE, PHOTO_SUFFIXES, Scene
+from realtime.stream.options import SamplingOptions
 
 MAX_SECONDS = 600.0  # per audio file: ten minutes of dialogue
 MAX_FRAME_BYTES = 4 << 30  # frames are held in memory until the MP4 is written
@@ -42,15 +46,17 @@ class Rendered:
 
 
 def render_audio(
-    loaded, scene: Scene, tracks: np.ndarray, steps: int | None = None, seed: int = 0, motion: bool = False
+    loaded, scene: Scene, tracks: np.ndarray, options: SamplingOptions | None = None
 ) -> Rendered:
-    """File mode of the engine: (N, n) 16 kHz audio per character -> frames covering it in whole chunks."""
+    """File mode of the engine: (N, n) 16 kHz audio per character -> frames covering it in whole chunks.
+    `options`: None samples as the model's defaults (SamplingOptions.defaults(loaded))."""
     from realtime.engine.scheduler import ChunkScheduler
 
     if tracks.ndim != 2 or tracks.shape[0] != scene.n_characters:
         raise ValueError(f"tracks must be ({scene.n_characters} characters, samples), got {tracks.shape}")
-    steps = loaded.steps if steps is None else steps
-    scheduler = ChunkScheduler(loaded, scene, steps, seed, motion=motion)
+    options = SamplingOptions.defaults(loaded) if options is None else options
+    steps = options.steps
+    scheduler = ChunkScheduler(loaded, scene, options)
     chunks = scheduler.feed(tracks.astype(np.float32)) + scheduler.flush()
     frames = np.stack([im for ch in chunks for im in ch.images])
     boxes = np.concatenate([ch.boxes for ch in chunks])
@@ -141,6 +147,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--model", help="generator checkpoint (default: the shipped model, realtime/model/default_model.py)"
     )
     p.add_argument("--steps", type=int, help="sampling steps per chunk (default: the checkpoint's)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=available_cores(),
+        help=f"model threads (default: the cores this process may use = {available_cores()})",
+    )
     add_isolation_argument(p)
     add_guidance_argument(p)
     add_motion_argument(p)
@@ -158,7 +170,7 @@ def render_command(args: argparse.Namespace) -> int:
     from realtime.outputs.video_file import write_mp4
     from realtime.scene.scenes import load_scene
 
-    guidance = guidance_from_args(args, None)  # checked before anything loads; None: the model's
+    SamplingOptions.from_args(args)  # the sampling flags, checked before anything loads
     if args.mix is not None and args.audio:
         raise BYAError("give either --audio files (one per character) or one --mix, not both")
     if args.mix is None and (args.enroll or args.characters is not None):
@@ -177,10 +189,6 @@ def render_command(args: argparse.Namespace) -> int:
         raise BYAError(f"--out must name an .mp4 file, got {args.out}")
     if out.exists() and out.is_dir():
         raise BYAError(f"--out {out} is a folder")
-    if not 0 <= args.seed < 2**32:
-        raise BYAError(f"--seed must be in [0, 2^32), got {args.seed}")
-    if args.steps is not None and not 1 <= args.steps <= 100:
-        raise BYAError(f"--steps must be in [1, 100], got {args.steps}")
     if args.scene is not None and Path(args.scene).suffix.lower() in PHOTO_SUFFIXES and args.model is None:
         raise SceneError(f"{PHOTO_ONLY_NOTE}; pass --model with a checkpoint trained on real video")
     mix = None
@@ -189,10 +197,16 @@ def render_command(args: argparse.Namespace) -> int:
         streams = list(diarize(mix, [read_audio(e) for e in args.enroll], speakers))
     else:
         streams = [read_audio(a) for a in args.audio]
+    if args.threads < 1:
+        raise BYAError(f"--threads must be >= 1, got {args.threads}")
+    set_threads(args.threads)
     loaded = _load_model(args.model)
-    loaded.isolation = getattr(args, "listener_isolation", "auto")
-    if guidance is not None:
-        loaded.audio_guidance = guidance
+    options = SamplingOptions.from_args(args, loaded)
+    k = loaded.generator.cfg.max_characters
+    if len(streams) > k:
+        raise CharacterCountError(
+            f"{len(streams)} characters, but {loaded.path.name} has {k} character slots (max_characters)"
+        )
     scene = load_scene(args.scene, len(streams), args.seed, loaded.generator.cfg.frame_size, boxes=args.face)
     if len(streams) > scene.n_characters:
         raise BYAError(f"{len(streams)} --audio files for a scene of {scene.n_characters} characters")
@@ -207,7 +221,7 @@ def render_command(args: argparse.Namespace) -> int:
         )
 
     start = time.perf_counter()
-    result = render_audio(loaded, scene, tracks, args.steps, args.seed, motion=args.motion)
+    result = render_audio(loaded, scene, tracks, options)
     took = time.perf_counter() - start
     t = len(result.frames)
     mix = np.clip(tracks.sum(0), -1.0, 1.0) if mix is None else mix

@@ -110,6 +110,16 @@ def world_scene(n_characters: int, seed: int = 0, size: int = DEFAULT_FRAME_SIZE
     return scene_from_description(sample_scene(n_characters, seed), seed=seed, size=size, source="world")
 
 
+def default_scene(n_characters: int, seed: int = 0, size: int = DEFAULT_FRAME_SIZE) -> Scene:
+    """The scene the engine uses when none is named (`bya render`, `bya serve`, `POST /rooms`): the world
+    scene's cast from `seed`, stood in a row in voice order, so every face is whole and character k is the
+    k-th from the left. A world scene as drawn can hide one face behind another (seeds 0, 2 and 3 of 2)."""
+    from realtime.scene.cartoon.characters import in_a_row, sample_scene
+
+    description = in_a_row(sample_scene(n_characters, seed))
+    return scene_from_description(description, seed=seed, size=size, source="world")
+
+
 def scene_from_description(
     description: dict, seed: int = 0, size: int = DEFAULT_FRAME_SIZE, source: str = "file"
 ) -> Scene:
@@ -326,10 +336,10 @@ def photo_scene(
 def load_scene(
     spec: str | None, n_characters: int, seed: int = 0, size: int = DEFAULT_FRAME_SIZE, boxes: Any = None
 ) -> Scene:
-    """What `--scene` names: None (a world scene of n_characters), a bundled scene's name, a .json scene
-    file, or a photo (.jpg, .png; faces found or given as boxes)."""
+    """What `--scene` names: None (the default scene of n_characters), a bundled scene's name, a .json
+    scene file, or a photo (.jpg, .png; faces found or given as boxes)."""
     if spec is None:
-        return world_scene(n_characters, seed, size)
+        return default_scene(n_characters, seed, size)
     path = Path(spec)
     if path.suffix.lower() in PHOTO_SUFFIXES:
         return photo_scene(path, boxes, size=size)

@@ -12,13 +12,13 @@ running rooms keep their frame rate. Explicit limits (`bya serve --max-rooms ...
 from __future__ import annotations
 
 import fractions
-import os
 import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
 from aiohttp import web
 
+from realtime.engine.threads import available_cores
 from realtime.media import FRAME_MS, RTP_VIDEO_CLOCK_RATE, VIDEO_FPS
 
 ROOM_SHARE = 0.8  # of each chunk duration for the rooms' model work; the rest: event loop, Opus, clock
@@ -67,7 +67,7 @@ def measure_capacity(loaded, scene, steps: int, seed: int = 0, motion: bool = Fa
     """Time one room's chunks and one viewer's encoding on this machine (blocking: call off the loop)."""
     chunk_ms, cost_ms = chunk_cost_ms(loaded, scene, steps, seed, motion)
     encode = vp8_encode_ms(scene)
-    cores = os.cpu_count() or 1
+    cores = available_cores()  # this process's CPU affinity, not the machine's cores
     return Capacity(
         chunk_ms=chunk_ms,
         room_chunk_ms=round(cost_ms, 2),
@@ -82,8 +82,10 @@ def chunk_cost_ms(loaded, scene, steps: int, seed: int = 0, motion: bool = False
     """(chunk duration, estimated cost of one chunk at `steps`) in ms, from PROBE_CHUNKS probe chunks
     (with `motion`, each re-posed as a moving room's are)."""
     from realtime.engine.scheduler import ChunkScheduler, CostModel, probe_audio
+    from realtime.stream.options import SamplingOptions
 
-    probe = ChunkScheduler(loaded, scene, steps, seed, motion=motion)
+    options = SamplingOptions.defaults(loaded, steps=steps, seed=seed, motion=motion)
+    probe = ChunkScheduler(loaded, scene, options)
     session = probe.session
     audio = probe_audio(scene.n_characters, session.samples_needed(PROBE_CHUNKS - 1))
     first = session.samples_needed(0)

@@ -51,6 +51,9 @@ class ServerLimits:
     max_speakers: int = 8  # WHIP sessions per room; the engine's max_inputs bounds it too
     max_viewers: int = 4  # WHEP sessions per room; each costs ~25% of a core to encode 512 px at 25 fps
     idle_timeout_s: float = 10.0  # a speaker whose track delivers nothing this long is gone
+    # a peer not connected this long after its answer is ended: an offer without candidates would
+    # otherwise stay "connecting" forever and hold its slot; ICE on loopback connects in ~50 ms
+    connect_timeout_s: float = 15.0
     subscription_frames: int = 8  # frames a slow viewer may fall behind before its frames are dropped
     max_rooms: int | None = None  # rooms at once, the default one included; None: measured (admission)
     max_viewers_total: int | None = None  # WHEP sessions over all rooms; None: measured (admission)
@@ -72,6 +75,7 @@ class Session:
     inputs: tuple[str, ...] = ()  # WHIP: the room inputs it owns (binding keys): its id, or a mix's keys
     audio_s: float = 0.0  # WHIP: seconds of audio received and handed to the engine
     ended: str | None = None  # why it ended, once it has
+    connected: asyncio.Event = field(default_factory=asyncio.Event)  # set once its peer has connected
 
     @property
     def mixed(self) -> bool:
@@ -187,6 +191,8 @@ class LiveServer:
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:
+            if pc.connectionState == "connected":
+                session.connected.set()
             if pc.connectionState in ("failed", "closed"):
                 await self.end_session(session, f"connection {pc.connectionState}")
 
@@ -236,6 +242,7 @@ class LiveServer:
         except SdpError as exc:
             await self.end_session(session, f"bad offer: {exc}")
             raise web.HTTPBadRequest(text=f"{exc}\n") from exc
+        session.tasks.append(asyncio.create_task(self._expire_unconnected(session), name="connect-timeout"))
         location = f"/sessions/{session.id}"
         return web.Response(
             status=201,
@@ -243,6 +250,14 @@ class LiveServer:
             content_type="application/sdp",
             headers={"Location": location, "ETag": f'"{session.id}"'},
         )
+
+    async def _expire_unconnected(self, session: Session) -> None:
+        """End a session whose peer has not connected within connect_timeout_s (a half-open offer)."""
+        timeout = self.limits.connect_timeout_s
+        try:
+            await asyncio.wait_for(session.connected.wait(), timeout)
+        except TimeoutError:
+            await self.end_session(session, f"not connected within {timeout:g} s")
 
     # -- WHIP / WHEP ----------------------------------------------------------------------------------
     async def whip(self, request: web.Request) -> web.Response:

@@ -29,6 +29,9 @@ from realtime.server.rooms import (
 
 log = logging.getLogger(__name__)
 
+MAX_JSON_DEPTH = 16  # a binding body nests 2 deep, a room request 1
+MAX_JSON_INT_DIGITS = 20  # an index, a seed or a count fits in 64 bits (at most 20 digits)
+
 
 @dataclass
 class HostedRoom:
@@ -69,6 +72,7 @@ class RoomAPI:
 
     def __init__(self, server: RoomHost) -> None:
         self.server = server
+        self.scenes = bundled_scenes()  # listed once at start, as the pages are read: no request touches disk
 
     def room_routes(self, prefix: str) -> list[web.RouteDef]:
         """The routes of one room's view; prefix "" is the default room, "/rooms/{room}" any room."""
@@ -165,7 +169,7 @@ class RoomAPI:
             "max_viewers_per_room": server.limits.max_viewers,
             "max_viewers_total": server.max_viewers_total,
             "measured": None if server.capacity is None else server.capacity.as_dict(),
-            "scenes": bundled_scenes(),
+            "scenes": self.scenes,
         }
 
     # -- binding ----------------------------------------------------------------------------------------
@@ -197,7 +201,9 @@ class RoomAPI:
     def _session_view(self, session, now: float) -> dict:
         server = self.server
         view = {
+            "id": session.id,  # what DELETE /sessions/<id> takes
             "kind": session.kind,
+            "room": session.room,
             "character": server.bound_character(session),
             "state": session.pc.connectionState,
             "age_s": round(now - session.started, 1),
@@ -253,10 +259,49 @@ class RoomAPI:
 
 
 def _json(body: bytes):
+    """The decoded body, or 400: not UTF-8 JSON, nested deeper than MAX_JSON_DEPTH, or an integer longer
+    than MAX_JSON_INT_DIGITS (Python's parser recurses per level and refuses >4300 digits with a ValueError)."""
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise web.HTTPBadRequest(text=f"the body is not JSON: {exc}\n") from exc
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise web.HTTPBadRequest(text=f"the body is not UTF-8 JSON: {exc}\n") from exc
+    depth = _nesting_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise web.HTTPBadRequest(text=f"the JSON body is nested {depth} deep, more than {MAX_JSON_DEPTH}\n")
+    try:
+        return json.loads(text, parse_int=_bounded_int)
+    except ValueError as exc:  # json.JSONDecodeError is one, and so is _bounded_int's refusal
+        raise web.HTTPBadRequest(text=f"the body is not JSON we take: {str(exc)[:200]}\n") from exc
+
+
+def _nesting_depth(text: str) -> int:
+    """How deep the arrays and objects of a JSON text nest (brackets inside strings are not counted)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:  # linear in the body, which read_body has capped at MAX_JSON_BYTES
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _bounded_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_JSON_INT_DIGITS:
+        raise ValueError(
+            f"an integer of {len(digits.lstrip('-'))} digits, more than {MAX_JSON_INT_DIGITS} digits"
+        )
+    return int(digits)
 
 
 def _dumps(obj) -> str:

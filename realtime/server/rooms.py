@@ -93,8 +93,14 @@ def build_room(template, request: RoomRequest):
     from realtime.engine.room import Room
     from realtime.scene.scenes import load_scene
 
-    size = template.loaded.generator.cfg.frame_size
-    scene = load_scene(request.scene, request.characters, request.seed, size=size)
+    cfg = template.loaded.generator.cfg
+    # a bundled scene's cast is checked by Room against the same limit
+    if request.scene is None and request.characters > cfg.max_characters:
+        raise RoomRequestError(
+            f"characters must be {MIN_CHARACTERS}-{cfg.max_characters} for this server's model, "
+            f"got {request.characters}"
+        )
+    scene = load_scene(request.scene, request.characters, request.seed, size=cfg.frame_size)
     return Room(
         template.loaded,
         scene,

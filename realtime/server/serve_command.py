@@ -15,15 +15,11 @@ import secrets
 import signal
 import sys
 
-from realtime.audio.binding import (
-    add_guidance_argument,
-    add_isolation_argument,
-    add_motion_argument,
-    guidance_from_args,
-)
-from realtime.engine.threads import live_threads
+from realtime.audio.binding import add_guidance_argument, add_isolation_argument, add_motion_argument
+from realtime.engine.threads import live_threads, set_threads
 from realtime.media import DIARIZER_LOOKAHEAD_MS, MAX_CHARACTERS, MIN_CHARACTERS
 from realtime.server.http_guard import GuardConfig, ServerConfigError, is_loopback
+from realtime.stream.options import SamplingOptions
 
 DEFAULT_PORT = 8080
 PEER_TIMEOUT_S = 10.0  # a vanished peer is dropped within about this long (ICE consent, track silence)
@@ -51,6 +47,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="ORIGIN",
         help="allow this web origin cross-origin (repeatable)",
+    )
+    parser.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also accept this name in the Host header (repeatable; default: the --host address, and the "
+        "localhost names on loopback; others get 421, which stops DNS rebinding)",
     )
     parser.add_argument("--record", metavar="OUT.mp4", help="record the room to an MP4 file")
     parser.add_argument(
@@ -130,9 +134,9 @@ def serve_command(args: argparse.Namespace) -> int:
         value = getattr(args, flag)
         if value is not None and not 1 <= value <= top:
             raise ServerConfigError(f"--{flag.replace('_', '-')} must be 1-{top}, got {value}")
-    guidance_from_args(args, 1.0)  # a bad --audio-guidance fails before the model loads
+    SamplingOptions.from_args(args)  # a bad --steps, --seed or --audio-guidance fails before the model loads
     token = None if args.open else (args.token or secrets.token_urlsafe(18))
-    guard = GuardConfig.build(token, args.open, args.host, args.cors_origin)
+    guard = GuardConfig.build(token, args.open, args.host, args.cors_origin, args.allow_host)
     mix = build_mix(args)  # before the model loads: a bad --enroll file fails in seconds
     # our own events (sessions starting and ending) at INFO; aiortc/aioice/aiohttp only when they warn
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
@@ -174,17 +178,15 @@ def build_sinks(args: argparse.Namespace, size: tuple[int, int]) -> list:
 
 def build_room(args: argparse.Namespace):
     """The engine Room for the command line's model and scene, and the (width, height) of its video."""
-    import torch
-
     from realtime.engine.room import Room
     from realtime.model.default_model import load_model, use_backend
     from realtime.scene.scenes import load_scene
 
-    torch.set_num_threads(args.threads)
-    path, steps = args.model, args.steps
-    loaded = load_model(path)
-    loaded.isolation = getattr(args, "listener_isolation", "auto")
-    loaded.audio_guidance = guidance_from_args(args, loaded.audio_guidance)  # checked in serve_command
+    set_threads(args.threads)  # torch and OpenCV pools
+    loaded = load_model(args.model)
+    options = SamplingOptions.from_args(args, loaded)
+    # rooms opened later (POST /rooms) start from the loaded model's settings: the command line's
+    loaded.isolation, loaded.audio_guidance = options.isolation, options.audio_guidance
     timings = use_backend(loaded, args.backend)
     picked = ", ".join(f"{k} {v:.1f} ms" for k, v in timings.items())
     print(
@@ -192,15 +194,14 @@ def build_room(args: argparse.Namespace):
         file=sys.stderr,
     )
     scene = load_scene(args.scene, args.characters, args.seed, size=loaded.generator.cfg.frame_size)
-    room = Room(loaded, scene, steps=steps, seed=args.seed, max_inputs=args.max_speakers, motion=args.motion)
+    room = Room(loaded, scene, options=options, max_inputs=args.max_speakers)
     height, width = scene.background.shape[:2]
     return room, (width, height)
 
 
 async def _serve(args: argparse.Namespace, guard: GuardConfig, mix=None) -> None:
-    from aiohttp import web
-
     from realtime.server.app import LiveServer, ServerLimits
+    from realtime.server.connections import start_site
     from realtime.server.webrtc import restrict_ice_addresses, tune_consent
 
     # Media stays where HTTP is: on loopback, the only ICE candidate is 127.0.0.1.
@@ -218,12 +219,9 @@ async def _serve(args: argparse.Namespace, guard: GuardConfig, mix=None) -> None
         max_viewers_total=args.max_viewers_total,
     )
     server = LiveServer(room, guard, limits, sinks, mix)
-    runner = web.AppRunner(server.app, handle_signals=False)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, args.host, args.port).start()
+    try:  # idle connections time out and one address holds a bounded number (realtime.server.connections)
+        runner = await start_site(server.app, args.host, args.port)
     except OSError as exc:
-        await runner.cleanup()
         raise ServerConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

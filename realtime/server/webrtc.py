@@ -3,14 +3,16 @@
 `RoomVideoTrack` and `RoomAudioTrack` are aiortc tracks that read one engine Subscription (video at
 25 fps on the 90 kHz RTP clock, audio as 20 ms frames at 48 kHz); `pump_audio` feeds a received
 (Opus) track into an engine AudioInput. ICE gathers host candidates on the configured addresses only
-(loopback by default), so a local server and its tests never touch another interface. aiortc has
-no trickle ICE: every candidate is in the answer.
+(loopback by default), so a local server and its tests never touch another interface, and an offer's
+candidates are kept to the same scope: a loopback server drops off-loopback and mDNS (`.local`)
+candidates (aioice would send there), and refuses an offer with none left or with a bad port. aiortc has no trickle ICE: every candidate is in the answer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import fractions
+import ipaddress
 import logging
 from collections.abc import Callable, Sequence
 
@@ -120,12 +122,50 @@ def check_offer(body: bytes, need: str) -> RTCSessionDescription:
         )
     if "a=ice-ufrag:" not in text or "a=fingerprint:" not in text:
         raise SdpError("the SDP offer lacks ICE credentials or a DTLS fingerprint")
+    candidates = [line for line in lines if line.startswith("a=candidate:")]
+    reachable = [line for line in candidates if candidate_in_scope(line.strip())]
+    if candidates and not reachable:
+        raise SdpError(f"no ICE candidate of the offer is in this server's scope ({_ice_addresses})")
+    if len(reachable) < len(candidates):  # a browser offers every interface: keep the ones in scope
+        dropped = set(candidates) - set(reachable)
+        text = "\r\n".join(line for line in lines if line not in dropped) + "\r\n"
     text = text if text.endswith("\n") else text + "\r\n"
     try:  # aiortc's own parser, before any peer connection exists; it validates with `assert`
         aiortc_sdp.SessionDescription.parse(text)
     except OFFER_ERRORS as exc:
         raise SdpError(f"the SDP offer cannot be parsed: {type(exc).__name__} {exc}".rstrip()) from exc
     return RTCSessionDescription(sdp=text, type="offer")
+
+
+def candidate_in_scope(line: str) -> bool:
+    """Whether an `a=candidate:` line's address lies in the scope ICE gathers on (restrict_ice_addresses);
+    not when off loopback on a loopback server, of another address family, or an mDNS name there (its
+    lookup is a multicast query off loopback). SdpError if malformed or its port is not 1-65535."""
+    parts = line[len("a=candidate:") :].split()
+    if len(parts) < 8 or parts[6] != "typ":
+        raise SdpError(f"malformed ICE candidate {line[:80]!r}")
+    address, port = parts[4], parts[5]
+    if not (port.isascii() and port.isdigit() and len(port) <= 5 and 1 <= int(port) <= 65535):
+        raise SdpError(f"ICE candidate port {port[:20]!r} is not 1-65535")
+    scope = [_ip(a) for a in _ice_addresses or ()]
+    scope = [a for a in scope if a is not None]
+    if not scope:  # gathering on every interface (or named ones): any address may be reachable
+        return True
+    loopback_only = all(a.is_loopback for a in scope)
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:  # a name: resolving an mDNS .local name sends a multicast query off loopback
+        return not loopback_only
+    if ip.version not in {a.version for a in scope}:
+        return False
+    return ip.is_loopback or not loopback_only
+
+
+def _ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(address)
+    except ValueError:
+        return None
 
 
 def _media_section(lines: list[str], start: int) -> tuple[str, str]:

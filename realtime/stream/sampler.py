@@ -13,10 +13,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from realtime.media import MAX_CHARACTERS, SAMPLES_PER_FRAME
+from realtime.media import SAMPLES_PER_FRAME
 from realtime.model.autoencoder import FrameAutoencoder, tensor_to_frames
 from realtime.model.generator import Generator
+from realtime.stream.options import SamplingOptions
 from realtime.stream.session import POSE_LAG, StreamingGenerator
+
+OFFLINE = SamplingOptions(steps=8)  # without options: the teacher's own offline setting, full window
 
 
 @dataclass
@@ -38,23 +41,19 @@ def generate(
     audio: np.ndarray,  # (S, samples) one audio stream per row, 16 kHz
     bind: np.ndarray | None = None,  # (S, N) stream -> character; identity if None
     n_frames: int | None = None,
-    steps: int = 8,
-    seed: int = 0,
+    options: SamplingOptions = OFFLINE,  # steps, window, seed, isolation, guidance (StreamingGenerator)
     external: np.ndarray | None = None,  # (T, N, M, M) masks from outside to route with instead
-    window_chunks: int | None = None,  # clean chunks of context (default: the model's window)
-    isolate_listeners: bool = True,  # see StreamingGenerator
-    audio_guidance: float = 1.0,  # see StreamingGenerator
     poses: tuple[np.ndarray, np.ndarray] | None = None,  # (T, H, W, 3) frames, (T, N, H, W) masks: a track
 ) -> Generated:
     """A whole clip through a StreamingGenerator session: the exact computation the live engine streams."""
     cfg = model.cfg
     if (
         audio.ndim != 2
-        or not 1 <= audio.shape[0] <= MAX_CHARACTERS
+        or not 1 <= audio.shape[0] <= cfg.max_characters
         or audio.shape[1] < SAMPLES_PER_FRAME * cfg.chunk_frames
     ):
         raise ValueError(
-            f"audio must be (1-{MAX_CHARACTERS} streams, samples) holding at least one chunk "
+            f"audio must be (1-{cfg.max_characters} streams, samples) holding at least one chunk "
             f"({SAMPLES_PER_FRAME * cfg.chunk_frames} samples), got {audio.shape}"
         )
     c = cfg.chunk_frames
@@ -89,13 +88,9 @@ def generate(
         ref_masks,
         streams=audio.shape[0],
         bind=bind,
-        steps=steps,
-        seed=seed,
+        options=options,
         external=route,
         poses=reposed,
-        window_chunks=window_chunks,
-        isolate_listeners=isolate_listeners,
-        audio_guidance=audio_guidance,
     )
     chunks = session.push(audio[:, : session.samples_needed(n_chunks - 1)].astype(np.float32), decode=False)
     if len(chunks) < n_chunks:

@@ -18,16 +18,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from realtime.audio.binding import AUDIO_GUIDANCE_RANGE
+from realtime.errors import CharacterCountError
 from realtime.media import FRAME_MS, MAX_CHARACTERS
 from realtime.model.audio_features import HOP, N_FFT, SILENCE_DB, log_mel
 from realtime.model.autoencoder import FrameAutoencoder, frames_to_tensor, tensor_to_frames
 from realtime.model.generator import ChunkCache, Generator, GeneratorOutput
 from realtime.model.router import MaskRefiner
+from realtime.stream.options import SamplingOptions
 from realtime.stream.voice_regions import listener_region, speaker_region
 
 MEL_PER_FRAME = FRAME_MS // 10  # mel frames (10 ms hop) per video frame
-NOISE_BANK = 16  # noises a reference-only 1-step session draws each chunk's from
 POSE_LAG = 1  # with a pose track, chunk j comes from its pose at frame j * chunk_frames - POSE_LAG: the
 # student was trained from pose-track references 0-2 frames before its chunk (bya train student --ref-track)
 PRIME_BATCH = 8  # bank entries per denoiser call while priming
@@ -47,24 +47,28 @@ class Chunk:
 
 
 def pad_characters(x: np.ndarray, k: int = MAX_CHARACTERS) -> np.ndarray:
-    """Zero-pad the leading (character) axis of x to k."""
+    """Zero-pad the leading (character) axis of x to k (a model's cfg.max_characters)."""
     out = np.zeros((k, *x.shape[1:]), dtype=x.dtype)
     out[: x.shape[0]] = x
     return out
 
 
-def check_reference(reference: np.ndarray, ref_masks: np.ndarray, size: int) -> None:
-    """A reference frame and its characters' masks, as a session takes them (ValueError otherwise)."""
+def check_reference(
+    reference: np.ndarray, ref_masks: np.ndarray, size: int, max_characters: int = MAX_CHARACTERS
+) -> None:
+    """A reference frame and its characters' masks, as a session of a model with this frame size and
+    character axis takes them (ValueError; CharacterCountError for too many characters)."""
     if reference.shape != (size, size, 3) or reference.dtype != np.uint8:
         raise ValueError(
             f"reference must be a ({size}, {size}, 3) uint8 frame, got {reference.shape} {reference.dtype}"
         )
-    if (
-        ref_masks.ndim != 3
-        or ref_masks.shape[1:] != (size, size)
-        or not 1 <= ref_masks.shape[0] <= MAX_CHARACTERS
-    ):
-        raise ValueError(f"ref_masks must be (1-{MAX_CHARACTERS}, {size}, {size}), got {ref_masks.shape}")
+    if ref_masks.ndim == 3 and ref_masks.shape[1:] == (size, size) and ref_masks.shape[0] > max_characters:
+        raise CharacterCountError(
+            f"{ref_masks.shape[0]} characters, but this model's router has {max_characters} character slots "
+            f"(GeneratorConfig.max_characters): ref_masks must be (1-{max_characters}, {size}, {size})"
+        )
+    if ref_masks.ndim != 3 or ref_masks.shape[1:] != (size, size) or ref_masks.shape[0] < 1:
+        raise ValueError(f"ref_masks must be (1-{max_characters}, {size}, {size}), got {ref_masks.shape}")
     if not np.isfinite(ref_masks).all():
         raise ValueError("ref_masks must be finite")
 
@@ -90,49 +94,43 @@ class StreamingGenerator:
         ref_masks: np.ndarray,  # (N, H, W) where each character is in the reference frame
         streams: int | None = None,  # audio streams (default: one per character)
         bind: np.ndarray | None = None,  # (S, N) stream -> character; identity if None
-        steps: int = 1,  # Euler steps per chunk (the distilled student needs 1-2; the teacher 8)
-        window_chunks: int | None = None,  # clean chunks kept (at most the model's window)
-        seed: int = 0,
+        options: SamplingOptions | None = None,  # steps, window, seed, isolation, guidance, noise bank
         external: Callable[[int], np.ndarray | None] | None = None,  # chunk index -> (C, N, M, M) masks
         poses: Callable[[int], tuple[np.ndarray, np.ndarray] | None] | None = None,  # chunk -> reposition()
         denoiser: Callable | None = None,  # a backend called like Generator.denoise (e.g. ONNX Runtime)
-        isolate_listeners: bool = True,  # silent characters' regions come from a pass without any voice
-        audio_guidance: float = 1.0,  # > 1: speakers' regions move g times as far from the voiceless pass
-        noise_bank: int = NOISE_BANK,  # noises drawn from (reference-only 1-step sessions); 0: fresh noise
     ) -> None:
         cfg = model.cfg
-        check_reference(reference, ref_masks, cfg.frame_size)
+        options = SamplingOptions() if options is None else options
+        k = cfg.max_characters  # the router's character axis: characters and streams are padded to it
+        check_reference(reference, ref_masks, cfg.frame_size, k)
         n = ref_masks.shape[0]
         s = n if streams is None else streams
-        if not 1 <= s <= MAX_CHARACTERS:
-            raise ValueError(f"streams must be 1-{MAX_CHARACTERS}, got {s}")
-        if not 1 <= steps <= 1000:
-            raise ValueError(f"steps must be in [1, 1000], got {steps}")
-        w = cfg.window_chunks if window_chunks is None else window_chunks
+        if not 1 <= s <= k:
+            raise CharacterCountError(f"streams must be 1-{k} (this model's max_characters), got {s}")
+        steps = options.steps
+        w = cfg.window_chunks if options.window is None else options.window
         if not 0 <= w <= cfg.window_chunks:
-            raise ValueError(f"window_chunks must be in [0, {cfg.window_chunks}] for this model, got {w}")
-        if not 0 <= noise_bank <= 256:
-            raise ValueError(f"noise_bank must be in [0, 256], got {noise_bank}")
+            raise ValueError(
+                f"window must be in [0, {cfg.window_chunks}] (this model's window_chunks), got {w}"
+            )
         if bind is None:
             if s != n:
                 raise ValueError(f"{s} audio streams for {n} characters need an explicit bind matrix")
             bind = np.eye(n, dtype=np.float32)
-        self.model, self.ae = model, ae
+        self.model, self.ae, self.options, self.k = model, ae, options, k
+        # steps may be lowered per chunk by the scheduler; the rest stays as the options say
         self.characters, self.streams, self.steps, self.window = n, s, steps, w
         self.external = external
         self.poses = poses
-        self.isolate_listeners = isolate_listeners
-        lo, hi = AUDIO_GUIDANCE_RANGE
-        if not lo <= audio_guidance <= hi:  # also false for NaN
-            raise ValueError(f"audio_guidance must be in [{lo:g}, {hi:g}], got {audio_guidance}")
-        self.audio_guidance = float(audio_guidance)
+        self.isolate_listeners = options.isolate_listeners
+        self.audio_guidance = float(options.audio_guidance)
         # A chunk of a reference-only 1-step session depends on nothing but its noise and its audio, so
         # with its noise drawn from a fixed bank the voiceless pass of each bank entry is computed once
         # (per binding) and listener isolation costs no second pass per chunk.
-        self.bank_size = noise_bank if (w == 0 and steps == 1) else 0
+        self.bank_size = options.noise_bank if (w == 0 and steps == 1) else 0
         self.denoiser = denoiser if denoiser is not None else model.denoise
         self.device = next(model.parameters()).device
-        self.noise = torch.Generator().manual_seed(seed)
+        self.noise = torch.Generator().manual_seed(options.seed)
         self.refiner = MaskRefiner()
         with torch.no_grad():
             z_ref = ae.encode(frames_to_tensor(reference[None], self.device))[0] if ae is not None else None
@@ -159,14 +157,14 @@ class StreamingGenerator:
             else None
         )
         # audio: samples [audio_start, audio_start + tail) of every stream, 16 kHz float32
-        self.tail = np.zeros((MAX_CHARACTERS, 0), np.float32)
+        self.tail = np.zeros((self.k, 0), np.float32)
         self.audio_start = 0
 
     def _set_reference(self, z_ref: torch.Tensor, ref_masks: np.ndarray) -> None:
         self.z_ref = z_ref
         self.sink = self.model.encode_reference(z_ref[None])
         self._sinks: dict[int, object] = {}  # the sink expanded for a batch of b rows, made on first use
-        masks = torch.from_numpy(pad_characters(ref_masks.astype(np.float32)))
+        masks = torch.from_numpy(pad_characters(ref_masks.astype(np.float32), self.k))
         self.ref_masks = F.adaptive_avg_pool2d(masks, self.model.cfg.mask_size)[None].to(self.device)
 
     @torch.no_grad()
@@ -175,7 +173,7 @@ class StreamingGenerator:
         where a scene's choreography (or a tracker) puts them now. The student renders the pose of its
         reference, and the router's prior starts from these masks, so the characters and the routing
         follow. Bank entries' voiceless passes are recomputed as chunks use them."""
-        check_reference(reference, ref_masks, self.model.cfg.frame_size)
+        check_reference(reference, ref_masks, self.model.cfg.frame_size, self.k)
         if ref_masks.shape[0] != self.characters:
             raise ValueError(
                 f"ref_masks must hold the session's {self.characters} characters, got {ref_masks.shape[0]}"
@@ -189,7 +187,7 @@ class StreamingGenerator:
     def set_binding(self, bind: np.ndarray) -> None:
         """Re-bind streams to characters from the next chunk on (the router's audio-to-character matrix)."""
         bind = check_binding(bind, self.streams, self.characters)
-        b = torch.zeros(1, MAX_CHARACTERS, MAX_CHARACTERS, device=self.device)
+        b = torch.zeros(1, self.k, self.k, device=self.device)
         b[0, : self.streams, : self.characters] = torch.from_numpy(bind)
         self.bind = b
         self._quiet = None  # silence's audio tokens depend on the binding
@@ -205,7 +203,7 @@ class StreamingGenerator:
             return
         cfg = self.model.cfg
         windows = torch.full(
-            (1, MAX_CHARACTERS, cfg.chunk_frames, cfg.audio_window, cfg.n_mels),
+            (1, self.k, cfg.chunk_frames, cfg.audio_window, cfg.n_mels),
             SILENCE_DB,
             device=self.device,
         )
@@ -245,7 +243,7 @@ class StreamingGenerator:
             raise ValueError(f"audio must be ({self.streams} streams, samples), got {audio.shape}")
         if not np.issubdtype(audio.dtype, np.floating) or not np.isfinite(audio).all():
             raise ValueError("audio must be finite floating-point samples")
-        padded = np.zeros((MAX_CHARACTERS, audio.shape[1]), np.float32)
+        padded = np.zeros((self.k, audio.shape[1]), np.float32)
         padded[: self.streams] = audio
         self.tail = np.concatenate((self.tail, padded), 1)
         out = []
@@ -352,7 +350,7 @@ class StreamingGenerator:
         ext = self.external(self.chunk_index) if self.external is not None else None
         route = None
         if ext is not None:
-            route = torch.from_numpy(pad_characters(ext.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3))
+            route = torch.from_numpy(pad_characters(ext.transpose(1, 0, 2, 3), self.k).transpose(1, 0, 2, 3))
             route = route.float()[None].to(self.device)
         t1 = time.perf_counter()
         times["features_ms"] = 1e3 * (t1 - t0)

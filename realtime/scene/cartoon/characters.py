@@ -7,6 +7,7 @@ realtime.scene.cartoon.render reads only what this schema allows. Coordinates ar
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from typing import Any
@@ -33,6 +34,9 @@ MAX_BACKGROUND_SHAPES = 16
 # Head widths (fraction of frame width) per cast size: big enough that a fully open mouth is >= ~5.5 px
 # tall at 128x128 even for the farthest character, small enough that four of them fit.
 _HEAD_SIZE = {1: (0.27, 0.36), 2: (0.21, 0.28), 3: (0.18, 0.24), 4: (0.17, 0.21)}
+# Frame widths between neighbouring head boxes in `in_a_row`: ears and hat brims reach ~0.08 head widths
+# past the head box, 0.017 for the biggest head of four.
+ROW_GAP = 0.02
 
 _SKINS = [(255, 220, 185), (241, 194, 150), (224, 172, 125), (198, 134, 86), (141, 85, 54), (95, 60, 40)]
 _FANTASY_SKINS = [(150, 210, 140), (150, 190, 240), (200, 170, 230), (250, 170, 170), (250, 230, 120)]
@@ -203,6 +207,30 @@ def sample_scene(n_characters: int, seed: int) -> dict:
         for i in range(n)
     ]
     return {"version": SCENE_VERSION, "background": background, "characters": characters}
+
+
+def in_a_row(scene: dict, gap: float = ROW_GAP) -> dict:
+    """A copy of a sampled scene with character k standing in the k-th of n equal slots from the left.
+
+    Everything else (looks, heights, depths, bob, tilt) is kept. Each head plus its sway and sideways
+    drift stays inside its slot, `gap` frame widths from the next one, so no face ever covers another
+    or leaves the frame, at rest or along the choreography. It is the world's "row" layout without its
+    jitter, with drifts shortened to fit: positions the world samples, for scenes a user must see whole.
+    """
+    out = copy.deepcopy(scene)
+    n = len(out["characters"])
+    for k, ch in enumerate(out["characters"]):
+        m = ch["motion"]
+        # Free room on each side of the head in its slot, shared by sway and drift.
+        slack = (1.0 / n - gap - ch["head"]["size"]) / 2
+        if slack < 0:
+            raise SceneError(f"characters[{k}].head.size: {ch['head']['size']} does not fit a row of {n}")
+        x = (k + 0.5) / n
+        m["sway"]["amplitude"] = _r(min(m["sway"]["amplitude"], slack / 2))
+        room = slack - m["sway"]["amplitude"]
+        m["drift"]["to"][0] = _r(x + np.clip(m["drift"]["to"][0] - ch["home"][0], -room, room))
+        ch["home"][0] = _r(x)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------
