@@ -51,6 +51,17 @@ def test_subcommand_help_shows_its_arguments(capsys):
         (["model", "eval", "--checkpoint", "{tmp}/file", "--out", "{tmp}/e.json"], "missing"),
         (["train", "teacher", "--preset", "huge", "--out", "{tmp}/t"], "unknown preset 'huge'"),
         (["train", "teacher", "--minutes", "0", "--out", "{tmp}/t"], "must be positive"),
+        (
+            ["train", "autoencoder", "--minutes", "0", "--out", "{tmp}/a"],
+            "--minutes must be positive, got 0.0",
+        ),
+        (["train", "autoencoder", "--size", "100", "--out", "{tmp}/a"], "--size must be one of"),
+        (["train", "autoencoder", "--decoder-only", "--out", "{tmp}/a"], "--decoder-only needs --init"),
+        (
+            ["train", "mouth-reader", "--minutes", "-1", "--out", "{tmp}/m"],
+            "--minutes must be positive, got -1.0",
+        ),
+        (["train", "mouth-reader", "--eval-seeds", "0", "--out", "{tmp}/m"], "--eval-seeds must be in 1.."),
     ],
 )
 def test_bad_arguments_give_one_line(tmp_path, capsys, argv, message):
@@ -78,3 +89,15 @@ def test_demo_generates_with_the_shipped_model(tmp_path, capsys):
     report = json.loads((tmp_path / "d" / "report.json").read_text())
     assert report["masks"]["iou_mean"] > 0.3  # the router found the characters
     assert report["binding"]["auc_own_mean"] > 0.7  # mouths move with their own voices
+
+
+def test_every_wings_commands_resolve_to_functions() -> None:
+    """Each wing registers its own subcommands; every entry must name an importable argument adder and
+    command, and the train wing has the autoencoder and mouth reader beside the teacher and student."""
+    from realtime.cli import _load, all_commands
+
+    table = all_commands()
+    assert {"train autoencoder", "train mouth-reader", "train teacher", "train student"} <= set(table)
+    for name, (help_text, add_args, command) in table.items():
+        assert help_text, name
+        assert callable(_load(add_args)) and callable(_load(command)), name
