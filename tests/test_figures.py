@@ -10,8 +10,6 @@ import re
 import shlex
 from pathlib import Path
 
-import pytest
-
 from realtime.bench.all import STEPS, commands, lookup
 from realtime.bench.machine import PROVENANCE_KEY, command_line, provenance
 from realtime.cli import main
@@ -50,7 +48,7 @@ def figure_problems(readme: str, index: dict, bench: Path) -> list[str]:
         keys.setdefault(fig["json"], []).append(fig["key"])
     problems = []
     for name, spec_name in sorted(expected.items()):
-        if name in independent:
+        if name in independent or name == "figures.json":  # the index itself holds no figure
             continue
         path = bench / name
         if not path.is_file():
@@ -70,7 +68,6 @@ def _index() -> dict:
     return json.loads((BENCH / "figures.json").read_text())
 
 
-@pytest.mark.xfail(strict=True, reason="figures not yet regenerated with bya bench all")
 def test_quoted_figures_come_from_the_shipped_model() -> None:
     problems = figure_problems((ROOT / "README.md").read_text(), _index(), BENCH)
     assert not problems, "figures README.md quotes that are not the shipped model's:\n" + "\n".join(problems)
@@ -120,7 +117,7 @@ def test_the_index_names_only_what_bench_all_makes() -> None:
     for fig in index["figures"]:
         assert fig["json"] in made, f"{fig['json']} is not written by bya bench all"
         assert fig.get("model", SHIPPED.name) in SPECS
-    readme_named = set(README_JSON.findall((ROOT / "README.md").read_text()))
+    readme_named = set(README_JSON.findall((ROOT / "README.md").read_text())) - {"figures.json"}
     assert readme_named <= made | set(index["model_independent"]), readme_named - made
 
 
@@ -151,6 +148,7 @@ def test_bench_all_quick_dry_run_lists_shorter_runs_of_the_shipped_settings(caps
         ["bench", "latency"],
         ["bench", "load"],
         ["bench", "batching"],
+        ["bench", "contention"],
     ]
     for argv in runs:
         _check_model_settings(argv)

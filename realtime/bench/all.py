@@ -101,6 +101,13 @@ STEPS: tuple[Step, ...] = (
         ("batched vs best unbatched", "gain_vs_best_unbatched"),
     ),
     Step(
+        "contention",
+        "contention_cpu.json",
+        ("bench", "contention"),
+        ("bench", "contention", "--seconds", "2", "--repeats", "1"),
+        ("render fps beside 2 busy processes / alone", "runs[wait=passive,competitors=2].ratio_to_alone"),
+    ),
+    Step(
         "drift",
         "drift_10min.json",
         ("bench", "drift"),
