@@ -120,6 +120,35 @@ def test_speaker_over_whip_and_viewer_over_whep(loaded, speech) -> None:
     asyncio.run(go())
 
 
+def test_a_speakers_camera_is_declined_not_decoded(loaded, speech) -> None:
+    """OBS publishes video with its audio. The engine has no use for it: the WHIP answer marks video
+    inactive, so the peer sends none and nothing is decoded to be thrown away; the audio still speaks."""
+    from aiortc.mediastreams import VideoStreamTrack
+
+    async def go() -> None:
+        async with served(loaded) as (server, base, http):
+            speaker = Speaker(speech[0])
+            speaker.pc.addTransceiver(VideoStreamTrack(), direction="sendonly")
+            try:
+                assert await speaker.publish(http, base, 0, TOKEN) == 201
+                answer = speaker.pc.remoteDescription.sdp
+                video = answer[answer.index("m=video") :]
+                assert "a=inactive" in video.split("m=", 2)[1]
+                whip = server.sessions[speaker.session_id]
+                await wait_for(lambda: whip.audio_s > 0.5, 10.0)
+                assert [t.get_name() for t in whip.tasks if t.get_name() == "drain"] == []
+                video_in = [
+                    t
+                    for t in whip.pc.getTransceivers()
+                    if t.kind == "video" and t.currentDirection != "inactive"
+                ]
+                assert video_in == []
+            finally:
+                await speaker.close()
+
+    asyncio.run(go())
+
+
 def test_binding_moves_a_speaker_and_refuses_bad_bodies(loaded, speech) -> None:
     async def go() -> None:
         async with served(loaded) as (server, base, http):

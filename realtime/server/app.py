@@ -237,8 +237,10 @@ class LiveServer:
         return sum(s.kind == kind and room in (None, s.room) for s in self.sessions.values())
 
     async def _answered(self, session: Session, offer, tracks=()) -> web.Response:
+        # a speaker's video would only be decoded and dropped: WHIP declines it
+        decline = ("video",) if session.kind == "whip" else ()
         try:
-            sdp = await answer(session.pc, offer, tracks)
+            sdp = await answer(session.pc, offer, tracks, decline)
         except SdpError as exc:
             await self.end_session(session, f"bad offer: {exc}")
             raise web.HTTPBadRequest(text=f"{exc}\n") from exc
@@ -298,11 +300,13 @@ class LiveServer:
         return await self._receive(session, offer)
 
     async def _receive(self, session: Session, offer) -> web.Response:
-        """Register a WHIP session; its first audio track feeds its input, other tracks are drained."""
+        """Register a WHIP session; its first audio track feeds its input, other audio tracks are drained."""
         self.sessions[session.id] = session
 
         @session.pc.on("track")
         def on_track(track) -> None:
+            if track.kind == "video":  # declined in the answer (inactive): no packet will come to decode
+                return
             first_audio = track.kind == "audio" and not any(t.get_name() == "audio" for t in session.tasks)
             coro = self._speak(session, track) if first_audio else _drain(track)
             session.tasks.append(asyncio.create_task(coro, name="audio" if first_audio else "drain"))

@@ -181,11 +181,20 @@ def _media_section(lines: list[str], start: int) -> tuple[str, str]:
 
 
 async def answer(
-    pc: RTCPeerConnection, offer: RTCSessionDescription, tracks: Sequence[MediaStreamTrack] = ()
+    pc: RTCPeerConnection,
+    offer: RTCSessionDescription,
+    tracks: Sequence[MediaStreamTrack] = (),
+    decline: Sequence[str] = (),
 ) -> str:
-    """Apply the offer, send `tracks`, and return the answer SDP with every candidate (no trickle ICE)."""
+    """Apply the offer, send `tracks`, and return the answer SDP with every candidate (no trickle ICE).
+
+    Media of a kind in `decline` is answered `inactive`: the peer then sends none of it, so nothing is
+    received or decoded only to be thrown away (a WHIP speaker's camera, which OBS sends by default)."""
     try:
         await pc.setRemoteDescription(offer)
+        for transceiver in pc.getTransceivers():
+            if transceiver.kind in decline:
+                transceiver.direction = "inactive"
         use_low_latency_buffers(pc)  # the engine buffers audio itself: aiortc's 80 ms wait is pure delay
         for track in tracks:  # attach to the transceivers the offer created; kinds it lacks are skipped
             if any(t.kind == track.kind and t.sender.track is None for t in pc.getTransceivers()):
