@@ -92,8 +92,12 @@ def test_bound_mouth_moves_with_the_browser_microphone(tmp_path) -> None:
                     )
                     await asyncio.sleep(0.1)
                 start = len(viewer.video)
-                await asyncio.sleep(RECORD_S)
-                video = viewer.video[start:]
+                want = start + round(RECORD_S * 25)  # RECORD_S of the room's 25 fps video
+                deadline = asyncio.get_running_loop().time() + RECORD_S + 15
+                while len(viewer.video) < want:
+                    assert asyncio.get_running_loop().time() < deadline, "the viewer stopped receiving video"
+                    await asyncio.sleep(0.1)
+                video = viewer.video[start:want]
                 whip = next(s for s in local.server.sessions.values() if s.kind == "whip")
                 assert room.binding() == {whip.id: BOUND}
             finally:
