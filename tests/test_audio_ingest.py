@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
-import time
 import wave
 
 import numpy as np
 import pytest
 from scipy.signal import resample_poly
 
+from realtime.audio import sources
 from realtime.audio.ingest import StreamIngest
 from realtime.audio.resampler import PolyphaseResampler
 from realtime.audio.sources import FileSource, MicrophoneSource
@@ -238,13 +238,31 @@ def test_file_source_blocks_feed_an_ingest(tmp_path):
     assert np.abs(y[:7900] - ref[:7900]).max() < 1e-3
 
 
-def test_file_source_realtime_paces_and_odd_rates_become_48k(tmp_path):
+class FakeTime:
+    """The `time` a FileSource paces itself by: a clock that moves only when slept on."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_file_source_realtime_paces_and_odd_rates_become_48k(tmp_path, monkeypatch):
     write_wav(tmp_path / "b.wav", sine(22050, 0.3), 22050)
+    clock = FakeTime()
+    monkeypatch.setattr(sources, "time", clock)
     src = FileSource(tmp_path / "b.wav", realtime=True)
     assert src.sample_rate == 48000
-    t = time.monotonic()
-    n = sum(len(b) for b, _ in src.blocks())
-    assert time.monotonic() - t >= 0.25  # 0.3 s of audio, the last block due at ~0.28 s
+    start, n, late = clock.now, 0, []
+    for block, pts in src.blocks():
+        # each block leaves when the clock reaches its position in the file: never before, never after
+        late.append(clock.now - start - pts / 48000)
+        n += len(block)
+    assert np.abs(late).max() < 1e-9 and clock.now - start == pytest.approx(0.28)  # the last block's time
     assert abs(n - 0.3 * 48000) < 960
 
 

@@ -32,6 +32,7 @@ from realtime.server.app import ServerLimits
 SEED, SECONDS = 3, 12.0  # both voices speak in both halves (the re-binding happens half-way)
 LIMITS = ServerLimits(idle_timeout_s=5.0, max_rooms=1, max_viewers_total=4)  # no capacity measurement
 UP = WEBRTC_AUDIO_RATE // AUDIO_SAMPLE_RATE
+TICK = AUDIO_SAMPLE_RATE // 50  # 16 kHz samples in one 20 ms tick of the room's clock
 
 
 @pytest.fixture(scope="module")
@@ -61,12 +62,17 @@ class FeedTap:
     def __init__(self, room, monkeypatch) -> None:
         self.pulls: dict[str, list[tuple[int, np.ndarray]]] = defaultdict(list)
         self.fed: list[tuple[int, np.ndarray]] = []
-        tap, pull, feed = self, AudioInput.pull, room._feed
+        self.written: dict[str, int] = defaultdict(int)  # 16 kHz samples written to each input
+        tap, pull, write, feed = self, AudioInput.pull, AudioInput.write, room._feed
 
         def tapped_pull(audio_input, n):
             x = pull(audio_input, n)
             tap.pulls[audio_input.key].append((room._pulled - n, x))  # the room counts a pull first
             return x
+
+        def tapped_write(audio_input, pcm, sample_rate):
+            write(audio_input, pcm, sample_rate)
+            tap.written[audio_input.key] += len(pcm) * AUDIO_SAMPLE_RATE // sample_rate
 
         class Feed:  # the worker's queue, teed
             def put(self, block) -> None:
@@ -81,6 +87,7 @@ class FeedTap:
                 return feed.get_nowait()
 
         monkeypatch.setattr(AudioInput, "pull", tapped_pull)
+        monkeypatch.setattr(AudioInput, "write", tapped_write)
         room._feed = Feed()
 
     def timeline(self, blocks: list[tuple[int, np.ndarray]]) -> np.ndarray:
@@ -153,9 +160,15 @@ def test_a_mixed_stream_drives_each_speakers_character_and_rebinds(loaded, mix_w
                 result["switch"] = room._pulled
                 assert (await r.json())["speakers"] == {s0: 1, s1: 0, plain.session_id: None}
 
-                # every second of the mix decided and routed, then played out of the inputs' pre-buffer
-                await wait_for(lambda: session.audio_input.stats()["routed_s"] >= SECONDS + 0.2, 30.0)
-                await asyncio.sleep(0.2 + MIX_JITTER_MS / 1000)
+                # every second of the mix decided and routed to the inputs, ...
+                routed = int((SECONDS + 0.2) * AUDIO_SAMPLE_RATE)
+                await wait_for(lambda: all(tap.written[k] >= routed for k in (sid, s0, s1)), 30.0)
+                # ... then played out of their pre-buffer: the room's clock has pulled what they held
+                # (a FIFO, so all written before it), and a tick more for the drift control's time-scaling
+                inputs = room.stats()["inputs"]
+                held = max(inputs[k]["buffered_ms"] for k in (sid, s0, s1))
+                played = room._pulled + int(held * AUDIO_SAMPLE_RATE / 1000) + TICK
+                await wait_for(lambda: room._pulled >= played, 30.0)
                 stats = await (await http.get(f"{base}/stats", headers=AUTH)).json()
                 (mixed_view,) = [s for s in stats["sessions"] if "mix" in s]
                 result["mix_stats"] = mixed_view["mix"]

@@ -1,4 +1,4 @@
-"""Hostile SDP against WHIP and WHEP: seeded mutations of real offers, bounded in count and time.
+"""Hostile SDP against WHIP and WHEP: seeded mutations of real offers, bounded in count.
 
 Every answer must be 201 or a 4xx (never a 500, never a hang), every accepted session must end cleanly
 on DELETE, and nothing may be left behind: no session, no engine input, no open peer connection.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 
 import numpy as np
 import pytest
@@ -18,7 +17,7 @@ from webrtc_peers import Speaker, Viewer
 import realtime.server.app as server_module
 
 MUTATIONS = 150  # per endpoint; ~10 s in all on the 2-core CPU
-TIME_LIMIT_S = 90
+REQUEST_TIMEOUT_S = 10  # only a hang reaches it (an answer takes milliseconds)
 
 
 def _mutate(sdp: str, rng: random.Random) -> bytes:
@@ -81,17 +80,22 @@ def test_mutated_offers_never_break_the_server(loaded, monkeypatch) -> None:  # 
             await viewer.pc.setLocalDescription(await viewer.pc.createOffer())
             offers = {"/whip/0": speaker.pc.localDescription.sdp, "/whep": viewer.pc.localDescription.sdp}
             rng = random.Random(1234)
-            start, statuses = time.monotonic(), {}
+            statuses = {}
             for path, offer in offers.items():
                 for _ in range(MUTATIONS):
                     body = _mutate(offer, rng)
-                    r = await asyncio.wait_for(http.post(base + path, data=body, headers={**AUTH, **SDP}), 10)
+                    try:
+                        post = http.post(base + path, data=body, headers={**AUTH, **SDP})
+                        r = await asyncio.wait_for(post, REQUEST_TIMEOUT_S)
+                    except TimeoutError:
+                        raise AssertionError(
+                            f"no answer to {path}: the server hangs on {body[:200]!r}"
+                        ) from None
                     statuses[r.status] = statuses.get(r.status, 0) + 1
                     assert r.status in (201, 400), (path, r.status, await r.text(), body[:200])
                     if r.status == 201:
                         d = await http.delete(base + r.headers["Location"], headers=AUTH)
                         assert d.status == 200
-                    assert time.monotonic() - start < TIME_LIMIT_S
             assert statuses.get(400, 0) > MUTATIONS // 2 and statuses.get(201, 0) > 0  # both paths ran
             assert server.sessions == {} and server.room.binding() == {}  # nothing is left behind
             leaked = [pc for pc in created if _open_sockets(pc)]
