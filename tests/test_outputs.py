@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -138,6 +139,39 @@ def test_mpegts_over_udp_decodes(loaded) -> None:
 def test_bad_mpegts_targets_are_refused(url) -> None:
     with pytest.raises(OutputSinkError, match="udp://"):
         parse_udp_url(url)
+
+
+@pytest.mark.slow
+def test_a_killed_recording_plays_to_within_a_second_of_the_kill(tmp_path) -> None:
+    """SIGKILL while recording (no flush, no trailer): the MP4 plays up to at most 1 s before the kill.
+    The recorder runs in a child (tests/recording_child.py) that prints its muxed frame count."""
+    path, log = tmp_path / "killed.mp4", tmp_path / "child.log"
+    kill_at = 2 * VIDEO_FPS  # two seconds in: several fragments and one keyframe interval written
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, str(REPO / "tests" / "recording_child.py"), str(path)]
+    with log.open("w") as stderr:
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
+    watchdog = threading.Timer(60, proc.kill)  # a child that stops printing ends the loop below
+    watchdog.start()
+    written = 0
+    try:
+        for line in proc.stdout:
+            written = int(line.split()[1])
+            if written >= kill_at:
+                break
+    finally:
+        proc.kill()  # SIGKILL: nothing of the recorder's own shutdown runs
+        watchdog.cancel()
+        proc.communicate()
+    assert written >= kill_at, f"the child stopped at {written} frames: {log.read_text()[-2000:]}"
+    playable = 0
+    try:  # the fragment being written when the process died is cut short: decode up to it
+        with av.open(str(path)) as container:
+            for _ in container.decode(video=0):
+                playable += 1
+    except av.error.FFmpegError:
+        pass
+    assert playable >= written - VIDEO_FPS, f"{written} frames written, {playable} playable after SIGKILL"
 
 
 def test_recording_to_a_missing_folder_is_refused(tmp_path) -> None:

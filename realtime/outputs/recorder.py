@@ -4,7 +4,8 @@ A `ContainerSink` reads one engine Subscription and muxes H.264 video and AAC au
 timestamps, so the output keeps its A/V sync even when a frame is dropped. Encoding runs in a writer
 thread fed by a bounded queue (when it is full the readers wait, and the Subscription's own bounded
 queue decides what is dropped). `stop()` flushes both encoders and closes the container, so a file
-plays to its last frame; MP4 is written fragmented, so even a killed process leaves a playable file.
+plays to its last frame; MP4 is written fragmented and flushed fragment by fragment, so even a killed
+process leaves a file that plays to within FRAGMENT_US of where it stopped.
 """
 
 from __future__ import annotations
@@ -27,7 +28,11 @@ log = logging.getLogger(__name__)
 
 AAC_FRAME_SAMPLES = 1024  # the AAC encoder takes whole frames of this many samples
 SAMPLES_PER_VIDEO_FRAME = WEBRTC_AUDIO_RATE // VIDEO_FPS  # 1920 samples of 48 kHz per 40 ms frame
-GOP_FRAMES = VIDEO_FPS  # a keyframe (and an MP4 fragment) every second: a crash loses at most ~1 s
+GOP_FRAMES = VIDEO_FPS  # a keyframe every second: a player can seek to any second
+# an MP4 fragment (moof + mdat) is cut at least this often, keyframe or not, and written out at once
+# (flush_packets): what a killed process loses. Cut at keyframes only and left in FFmpeg's 32 KB write
+# buffer, a 512 px recording lost ~1.7 s and a 128 px one everything (its first seconds fit the buffer).
+FRAGMENT_US = 200_000
 QUEUE_ITEMS = 4 * VIDEO_FPS * 3  # ~4 s of video + audio frames between the readers and the encoder
 MAX_AUDIO_GAP_SAMPLES = WEBRTC_AUDIO_RATE  # a gap up to 1 s is filled with silence to keep A/V sync
 TS_PACKET_BYTES = 1316  # 7 TS packets of 188 bytes: one UDP datagram under a 1500-byte MTU
@@ -147,7 +152,11 @@ class ContainerSink:
         height, width = shape[:2]
         try:
             if self.kind == "mp4":
-                options = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+                options = {
+                    "movflags": "frag_keyframe+empty_moov+default_base_moof",
+                    "frag_duration": str(FRAGMENT_US),
+                    "flush_packets": "1",
+                }
                 container = av.open(self.target, mode="w", format="mp4", options=options)
             else:
                 container = av.open(self.target, mode="w", format="mpegts")

@@ -6,6 +6,8 @@
 (loopback by default), so a local server and its tests never touch another interface, and an offer's
 candidates are kept to the same scope: a loopback server drops off-loopback and mDNS (`.local`)
 candidates (aioice would send there), and refuses an offer with none left or with a bad port. aiortc has no trickle ICE: every candidate is in the answer.
+Every resampler and scaler a session uses runs on the calling thread (see `audio_resampler`), so no
+FFmpeg thread pool outlives its session.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ import logging
 from collections.abc import Callable, Sequence
 
 import aioice.ice
+import aiortc.codecs.g711
+import aiortc.codecs.g722
+import aiortc.codecs.opus
 import av
 import numpy as np
 from aiortc import (
@@ -53,6 +58,11 @@ OFFER_ERRORS = (
     InvalidAccessError,
 )
 MAX_SDP_LINES = 2000  # far above any real offer; bounds the parser's work on hostile input
+# FFmpeg threads for a session's audio filter graphs and video scaling. "Auto" gives each one a pool of
+# one thread per core, and PyAV's filter graph and its filters reference each other, so a dropped
+# resampler kept its pool until the cyclic garbage collector ran: every WHIP/WHEP session left threads
+# and memory behind. Audio filters never use the pool, and a 512 px RGB->YUV conversion takes <1 ms.
+MEDIA_FILTER_THREADS = 1
 
 
 class SdpError(BYAError):
@@ -92,6 +102,22 @@ def tune_consent(interval_s: float, failures: int) -> None:
 def rtc_configuration() -> RTCConfiguration:
     """No STUN/TURN (nothing is contacted) and one bundled transport (several tracks of a kind survive)."""
     return RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+
+
+# -- FFmpeg threads -------------------------------------------------------------------------------------
+def audio_resampler(**kwargs) -> av.AudioResampler:
+    """An av.AudioResampler whose filter graph runs on the calling thread (no pool to outlive it)."""
+    return av.AudioResampler(threads=MEDIA_FILTER_THREADS, **kwargs)
+
+
+def single_threaded_codec_resamplers() -> None:
+    """Make aiortc's audio encoders (Opus, G.711, G.722) build their resamplers with `audio_resampler`.
+
+    aiortc makes one per sending audio track and drops it with the sender, where PyAV's graph cycle
+    kept its thread pool alive until a garbage collection. Process-wide and idempotent, like
+    `restrict_ice_addresses`; `answer` applies it before any encoder of its connection exists."""
+    for module in (aiortc.codecs.opus, aiortc.codecs.g711, aiortc.codecs.g722):
+        module.AudioResampler = audio_resampler
 
 
 # -- SDP ------------------------------------------------------------------------------------------------
@@ -196,6 +222,7 @@ async def answer(
             if transceiver.kind in decline:
                 transceiver.direction = "inactive"
         use_low_latency_buffers(pc)  # the engine buffers audio itself: aiortc's 80 ms wait is pure delay
+        single_threaded_codec_resamplers()
         for track in tracks:  # attach to the transceivers the offer created; kinds it lacks are skipped
             if any(t.kind == track.kind and t.sender.track is None for t in pc.getTransceivers()):
                 pc.addTrack(track)
@@ -225,10 +252,20 @@ class RoomVideoTrack(MediaStreamTrack):
             raise MediaStreamError
         if self._first is None:
             self._first = out.pts
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(out.image), format="rgb24")
+        frame = await asyncio.to_thread(yuv_frame, out.image)
         frame.pts = (out.pts - self._first) * VIDEO_TICKS_PER_FRAME
         frame.time_base = VIDEO_TIME_BASE
         return frame
+
+
+def yuv_frame(image: np.ndarray) -> av.VideoFrame:
+    """(H, W, 3) uint8 RGB as the yuv420p frame the encoders take, scaled on the calling thread.
+
+    aiortc's VP8 encoder would convert RGB itself through PyAV's per-thread scaler with "auto"
+    threads: a pool of one thread per core for every executor thread that ever encoded a frame.
+    Converted here, its own conversion is a no-op (the encoder threads' scalers hold no pool)."""
+    rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+    return rgb.reformat(format="yuv420p", threads=MEDIA_FILTER_THREADS)
 
 
 class RoomAudioTrack(MediaStreamTrack):
@@ -283,7 +320,7 @@ async def pump_audio(
             return "ended"
         if frame.sample_rate != rate:  # a new rate (renegotiation): a new resampler
             rate = frame.sample_rate
-            mono = av.AudioResampler(format="s16", layout="mono", rate=rate)
+            mono = audio_resampler(format="s16", layout="mono", rate=rate)
         for out in mono.resample(frame):
             audio_input.write(out.to_ndarray().reshape(-1), rate)
             if received is not None:
