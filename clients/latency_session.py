@@ -49,11 +49,11 @@ class SessionRecord:
 
 def chunk_wait_ms(room: Room) -> float:
     """Milliseconds of audio, from the start of a chunk's first frame, that the chunk waits for."""
+    from realtime.stream.rig_codec import session_codec
     from realtime.stream.session import StreamingGenerator
 
-    g = StreamingGenerator(
-        room.loaded.generator, room.loaded.autoencoder, room.scene.reference, room.scene.masks
-    )
+    codec = session_codec(room.loaded, room.scene)  # a rig model's session decodes with its scene's codec
+    g = StreamingGenerator(room.loaded.generator, codec, room.scene.reference, room.scene.masks)
     return 1000.0 * g.samples_needed(0) / AUDIO_SAMPLE_RATE
 
 

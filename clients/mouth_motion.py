@@ -4,7 +4,8 @@ The latency benchmark and the browser test see the room only as frames. A mouth 
 its region differs from that character's idle look (the mean of the idle frames just before a speech
 onset) by more than the idle frames themselves vary: energy > mean + k x std of the idle energies (and
 at least a floor above codec noise), for `hold` frames in a row. The first such frame is the motion
-onset. Mouth boxes come from the world scene's own renderer, so nothing here guesses where a mouth is.
+onset. Mouth boxes come from the world scene's own renderer, or for a picture scene from its faces'
+landmarks (the points the picture renderer moves), so nothing here guesses where a mouth is.
 """
 
 from __future__ import annotations
@@ -27,6 +28,14 @@ class MotionConfig:
     min_rise: float = 1.5  # ...and at least this far above the idle mean (0-255 grey levels): codec noise
     hold: int = 2  # frames in a row above the threshold; one noisy frame is not a mouth opening
     search_frames: int = 25  # look this far after the onset (1 s); no motion by then is "not detected"
+    blur_px: float = 0.0  # Gaussian sigma applied to the crops first (0: none; see PICTURE_MOTION)
+
+
+# A photo's face sways a pixel or so while idle (realtime.scene.performer): its fine texture (skin, hair,
+# wrinkles) then differs frame to frame by several grey levels although no mouth moved. Blurred at 3 px
+# that texture drops to ~1-3 levels while a parting mouth still differs by 10-30, and an onset must rise
+# 4 levels: on the bench photos the speaker's onset is found at the same frame, a listener's sway is not.
+PICTURE_MOTION = MotionConfig(blur_px=3.0, min_rise=4.0)
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,49 @@ def scene_mouth_boxes(scene: Scene, seed: int) -> np.ndarray:
     x0, y0, x1, y1 = scene.region
     scale = np.array([(x1 - x0), (y1 - y0)] * 2, np.float32) / scene.size
     return r.mouth_boxes[0] * scale + np.array([x0, y0, x0, y0], np.float32)
+
+
+# a picture face's mouth region grows by these shares of the mouth's width: the renderer also moves the
+# lips' surroundings (corners spread, the upper lip rises), and the jaw takes the chin down with it
+PICTURE_MOUTH_PAD = {"sides": 0.4, "top": 0.4, "below_chin": 0.15}
+
+
+def picture_mouth_boxes(scene: Scene) -> np.ndarray:
+    """(N, 4) boxes x0, y0, x1, y1 in canvas pixels around each picture face's mouth and jaw (corners,
+    lips, chin), padded generously (PICTURE_MOUTH_PAD) and clipped to the face's box grown by half and
+    to the canvas."""
+    if not scene.faces:
+        raise SceneError("mouth boxes from landmarks need a picture scene (scene.faces)")
+    h, w = scene.background.shape[:2]
+    boxes = []
+    for f in scene.faces:
+        mw = max(f.mouth_width, 0.1 * (f.box[2] - f.box[0]), 1.0)
+        tops = [f.upper_lip[1], f.mouth_left[1], f.mouth_right[1]]
+        if f.outer_upper_lip is not None:
+            tops.append(f.outer_upper_lip[1])
+        bottom = max(f.chin[1], f.lower_lip[1]) + PICTURE_MOUTH_PAD["below_chin"] * mw
+        box = np.array(
+            [
+                min(f.mouth_left[0], f.mouth_right[0]) - PICTURE_MOUTH_PAD["sides"] * mw,
+                min(tops) - PICTURE_MOUTH_PAD["top"] * mw,
+                max(f.mouth_left[0], f.mouth_right[0]) + PICTURE_MOUTH_PAD["sides"] * mw,
+                bottom,
+            ],
+            np.float32,
+        )
+        fx0, fy0, fx1, fy1 = np.asarray(f.box, np.float32)
+        grow_x, grow_y = 0.5 * (fx1 - fx0), 0.5 * (fy1 - fy0)
+        lo = np.array([max(0.0, fx0 - grow_x), max(0.0, fy0 - grow_y)], np.float32)
+        hi = np.array([min(float(w), fx1 + grow_x), min(float(h), fy1 + grow_y)], np.float32)
+        box[:2], box[2:] = np.clip(box[:2], lo, hi), np.clip(box[2:], lo, hi)
+        boxes.append(box)
+    return np.stack(boxes)
+
+
+def mouth_boxes(scene: Scene, seed: int) -> np.ndarray:
+    """(N, 4) mouth boxes in canvas pixels: a picture scene's from its landmarks, a world or file scene's
+    from its renderer (rendered with `seed`)."""
+    return picture_mouth_boxes(scene) if scene.faces else scene_mouth_boxes(scene, seed)
 
 
 def mouth_visible(scene: Scene, boxes: np.ndarray, k: int) -> float:
@@ -106,6 +158,15 @@ def crop(frames: np.ndarray, box: np.ndarray, pad_px: int) -> np.ndarray:
     return frames[:, y0:y1, x0:x1].astype(np.float32)
 
 
+def blurred(crops: np.ndarray, sigma: float) -> np.ndarray:
+    """(T, h, w, 3) float32 crops, each Gaussian-blurred by `sigma` px (0: as they are)."""
+    if sigma <= 0:
+        return crops
+    import cv2
+
+    return np.stack([cv2.GaussianBlur(c, (0, 0), sigma) for c in crops])
+
+
 def energy_against(crops: np.ndarray, idle: np.ndarray) -> np.ndarray:
     """(T,) mean absolute difference (grey levels 0-255) of each crop from an idle look (h, w, 3)."""
     return np.abs(crops - idle[None]).mean(axis=(1, 2, 3))
@@ -132,13 +193,13 @@ def detect_motion_onset(
     start = onset if start is None else start
     if not 0 <= start <= onset + cfg.search_frames:
         raise ValueError(f"start {start} must lie in [0, onset + search_frames]")
-    idle = crop(frames[onset - cfg.baseline_frames : onset], box, cfg.pad_px)
+    idle = blurred(crop(frames[onset - cfg.baseline_frames : onset], box, cfg.pad_px), cfg.blur_px)
     reference = idle.mean(0)
     base = energy_against(idle, reference)
     mean, std = float(base.mean()), float(base.std())
     threshold = max(mean + cfg.k_sigma * std, mean + cfg.min_rise)
     stop = min(len(frames), onset + cfg.search_frames + cfg.hold)
-    energy = energy_against(crop(frames[start:stop], box, cfg.pad_px), reference)
+    energy = energy_against(blurred(crop(frames[start:stop], box, cfg.pad_px), cfg.blur_px), reference)
     above = energy > threshold
     found = None
     for i in range(len(above) - cfg.hold + 1):

@@ -93,6 +93,29 @@ def load_checkpoint(checkpoint: str, autoencoder: str) -> LoadedModel:
     )
 
 
+def _session_inputs(loaded: LoadedModel, clip) -> tuple:
+    """(decoder, reference frame, reference masks) a session of this model generates a clip with: the
+    autoencoder and the clip's first frame and masks, or for a rig model the codec that moves the clip's
+    cast drawn as a picture, with the head layout that picture gives the generator."""
+    if loaded.generator.cfg.output != "rig":
+        return loaded.autoencoder, clip.render.frames[0], clip.render.masks[0]
+    codec = _codec(loaded, clip)
+    return codec, codec.scene.reference, codec.scene.masks
+
+
+def _codec(loaded: LoadedModel, clip):
+    """What a session of this model decodes a clip's scene with: the autoencoder, or for a rig model the
+    codec that moves the clip's own cartoon cast, drawn once at rest, as a picture."""
+    if loaded.generator.cfg.output != "rig":
+        return loaded.autoencoder
+    from realtime.scene.scenes import scene_from_description
+    from realtime.stream.rig_codec import scene_for_model, session_codec
+
+    scene = scene_from_description(clip.scene, seed=clip.seed, size=clip.size, source="world")
+    scene = scene_for_model(scene, loaded, canvas=clip.size, seed=clip.seed)  # what ships: moved as a picture
+    return session_codec(loaded, scene, seed=clip.seed)
+
+
 def evaluate_checkpoint(
     loaded: LoadedModel,
     seconds: float,
@@ -121,9 +144,7 @@ def evaluate_checkpoint(
             poses = (standing.frames, standing.masks)
         out = generate(
             model,
-            ae,
-            clip.render.frames[0],
-            clip.render.masks[0],
+            *_session_inputs(loaded, clip),
             clip.dialogue.audio,
             options=options.replace(seed=seed),
             poses=poses,
@@ -161,9 +182,7 @@ def evaluate_checkpoint(
         if n == 2:  # re-binding: stream 0 now drives character 1 and stream 1 character 0
             swapped = generate(
                 model,
-                ae,
-                clip.render.frames[0],
-                clip.render.masks[0],
+                *_session_inputs(loaded, clip),
                 clip.dialogue.audio,
                 bind=np.array([[0.0, 1.0], [1.0, 0.0]], np.float32),
                 options=options.replace(seed=seed),

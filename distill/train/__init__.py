@@ -1,4 +1,4 @@
-"""Training: the autoencoder, the teacher, the student, the mouth reader, probe and critic."""
+"""Training: the autoencoder, the teacher, the student, the rig generator, the mouth reader, probe and critic."""
 
 # The `bya` subcommands this wing provides; realtime.cli assembles every wing's table and imports a
 # command's module only when that command runs.
@@ -24,6 +24,11 @@ COMMANDS: dict[
         "train the frame autoencoder the generator works in (world frames, mouth-weighted); resumable",
         "distill.train.autoencoder:add_arguments",
         "distill.train.autoencoder:train_command",
+    ),
+    "train rig": (
+        "fine-tune the shipped student into the rig generator (rig fields that move any picture); resumable",
+        "distill.train.rig:add_arguments",
+        "distill.train.rig:train_command",
     ),
     "train mouth-reader": (
         "train the evaluation harness's pixel mouth reader on world clips",

@@ -27,6 +27,11 @@ COMMANDS: dict[
         "realtime.bench.drift:add_arguments",
         "realtime.bench.drift:bench_command",
     ),
+    "bench pictures": (
+        "lip sync on pictures judged by a face mesh on the output: AUC own/other voice, PSNR outside faces",
+        "realtime.bench.pictures:add_arguments",
+        "realtime.bench.pictures:bench_command",
+    ),
     "bench binding": (
         "does a listener stay still while another character speaks? mouth leak, listener isolation on/off",
         "realtime.bench.binding:add_arguments",

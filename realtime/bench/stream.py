@@ -5,7 +5,9 @@ wall time passes) and generates chunk after chunk with the shipped student for `
 reports frames per second, the real-time factor, and per chunk the latency from the moment the chunk's
 audio was complete (its own 80 ms, and separately including the lookahead it waits for) to its frames
 being decoded, with the per-stage breakdown. The teacher at its step count runs unpaced in the same run
-as the baseline (ratio). A 256 px variant of the same architecture gives the speed at 256x256.
+as the baseline (ratio). A 256 px variant of the same architecture gives the speed at 256x256. Each
+`--scene` (default with a rig model: the 2-face 512x512 photo and the 1-face 1280x720 one of
+realtime.bench.picture_scenes) adds a paced row at its canvas size ("scenes" in the JSON).
 Prints a table, writes JSON naming the machine.
 """
 
@@ -23,11 +25,13 @@ import torch
 from distill.world.clip import make_clip
 from realtime.audio.binding import add_isolation_argument
 from realtime.bench.machine import command_line, provenance
+from realtime.bench.picture_scenes import add_scene_argument, bench_scenes, scene_session
 from realtime.errors import BYAError
 from realtime.media import AUDIO_SAMPLE_RATE, FRAME_MS, SAMPLES_PER_FRAME
 from realtime.model.autoencoder import AUTOENCODER_CONFIGS, FrameAutoencoder
 from realtime.model.default_model import TEACHER, load_model
 from realtime.model.generator import Generator
+from realtime.scene.scenes import Scene, default_scene
 from realtime.stream.options import SamplingOptions
 from realtime.stream.session import StreamingGenerator
 
@@ -42,10 +46,21 @@ def _session(
     seconds: float,
     characters: int,
     options: SamplingOptions,
-):
-    clip = make_clip(options.seed, n_characters=characters, size=model.cfg.frame_size, seconds=seconds)
-    s = StreamingGenerator(model, ae, clip.render.frames[0], clip.render.masks[0], options=options)
-    return s, clip.dialogue.audio.astype(np.float32)
+    scene: Scene | None = None,  # None: the world dialogue's own scene of `characters`
+) -> tuple[StreamingGenerator, np.ndarray, tuple[int, int]]:
+    """The session, its (N, samples) audio and the (W, H) of the frames it makes."""
+    if scene is None and model.cfg.output != "rig":
+        clip = make_clip(options.seed, n_characters=characters, size=model.cfg.frame_size, seconds=seconds)
+        s = StreamingGenerator(model, ae, clip.render.frames[0], clip.render.masks[0], options=options)
+        return s, clip.dialogue.audio.astype(np.float32), (clip.size, clip.size)
+    from distill.world.dialogue import synthesize_dialogue
+
+    if scene is None:  # a rig model: the engine's default scene of that cast, shown as its picture
+        scene = default_scene(characters, options.seed, model.cfg.frame_size)
+    s, shown = scene_session(model, ae, scene, options)
+    audio = synthesize_dialogue(shown.n_characters, seconds=seconds, seed=options.seed).audio
+    h, w = shown.background.shape[:2] if shown.faces else (model.cfg.frame_size,) * 2
+    return s, audio.astype(np.float32), (w, h)
 
 
 def run_paced(
@@ -54,9 +69,10 @@ def run_paced(
     seconds: float,
     characters: int,
     options: SamplingOptions,  # steps, window, isolation, guidance; its seed picks the dialogue too
+    scene: Scene | None = None,  # a scene to stream (its faces are the characters); None: the world's
 ) -> dict:
     """Feed audio at the wall clock; measure whether frames keep up and how late each chunk is."""
-    s, audio = _session(model, ae, seconds, characters, options)
+    s, audio, canvas = _session(model, ae, seconds, characters, options, scene)
     steps = options.steps
     block = AUDIO_SAMPLE_RATE * BLOCK_MS // 1000
     c = model.cfg.chunk_frames
@@ -84,7 +100,8 @@ def run_paced(
     video_s = frames * FRAME_MS / 1000
     return {
         "mode": "paced",
-        "characters": characters,
+        "characters": s.characters,
+        "canvas": f"{canvas[0]}x{canvas[1]}",
         "steps": steps,
         "video_seconds": video_s,
         "wall_seconds": wall,
@@ -103,9 +120,10 @@ def run_unpaced(
     seconds: float,
     characters: int,
     options: SamplingOptions,  # steps, window, isolation, guidance; its seed picks the dialogue too
+    scene: Scene | None = None,  # a scene to stream (its faces are the characters); None: the world's
 ) -> dict:
     """All audio at once: how fast chunks can be made back to back (throughput)."""
-    s, audio = _session(model, ae, seconds, characters, options)
+    s, audio, canvas = _session(model, ae, seconds, characters, options, scene)
     steps = options.steps
     start = time.perf_counter()
     chunks = s.push(audio) + s.flush()
@@ -113,7 +131,8 @@ def run_unpaced(
     frames = sum(len(ch.frames) for ch in chunks)
     return {
         "mode": "unpaced",
-        "characters": characters,
+        "characters": s.characters,
+        "canvas": f"{canvas[0]}x{canvas[1]}",
         "steps": steps,
         "video_seconds": frames * FRAME_MS / 1000,
         "wall_seconds": wall,
@@ -135,6 +154,7 @@ def run(args: argparse.Namespace) -> dict:
     student_path = student.path
     teacher = load_model(args.teacher or TEACHER)  # its own setting: 8 steps, full window
     shipped = SamplingOptions.from_args(args, student).replace(seed=SEED)
+    scenes = bench_scenes(student.generator, args.scene, SEED)
     iso = shipped.isolate_listeners
     # the unpaced baselines and the 256 px run measure speed without audio guidance
     plain = shipped.replace(audio_guidance=1.0)
@@ -183,15 +203,19 @@ def run(args: argparse.Namespace) -> dict:
             plain,
         ),
     }
-    # 256 px: the same architecture at 256 tokens per frame (speed only: no 256 px weights ship)
-    cfg256 = student.generator.cfg.__class__(**{**student.generator.cfg.to_json(), "frame_size": 256})
-    g256 = Generator(cfg256).eval()
-    ae256 = FrameAutoencoder(AUTOENCODER_CONFIGS["ae-s"]).eval()
-    ae256.load_state_dict(student.autoencoder.state_dict())
-    r256 = {
-        "model": "toon-s @256 (speed only)",
-        **run_paced(g256, ae256, min(args.seconds, 20), 2, plain.replace(steps=1)),
-    }
+    # 256 px: the same architecture at 256 tokens per frame (speed only: no 256 px weights ship). A rig
+    # model draws at the canvas's own size whatever its frame size: its sizes are the scene rows.
+    r256 = None
+    if student.generator.cfg.output != "rig":
+        cfg256 = student.generator.cfg.__class__(**{**student.generator.cfg.to_json(), "frame_size": 256})
+        g256 = Generator(cfg256).eval()
+        ae256 = FrameAutoencoder(AUTOENCODER_CONFIGS["ae-s"]).eval()
+        ae256.load_state_dict(student.autoencoder.state_dict())
+        r256 = {
+            "model": "toon-s @256 (speed only)",
+            **run_paced(g256, ae256, min(args.seconds, 20), 2, plain.replace(steps=1)),
+        }
+    scenes = run_scenes(student, scenes, min(args.seconds, 20), shipped)
     return {
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, no GPU",
         "torch": torch.__version__,
@@ -203,8 +227,10 @@ def run(args: argparse.Namespace) -> dict:
         "teacher_baseline": base,
         "speedup_vs_teacher": fast["frames_per_second"] / base["frames_per_second"],
         "size_256": r256,
+        "scenes": scenes,
         "command": "bya bench stream "
-        + " ".join(f"--{k} {v}" for k, v in vars(args).items() if k in ("seconds", "threads")),
+        + " ".join(f"--{k} {v}" for k, v in vars(args).items() if k in ("seconds", "threads"))
+        + "".join(f" --scene {spec}" for spec in args.scene or ()),
         "provenance": provenance(
             [student.path, student.autoencoder_path, teacher.path, teacher.autoencoder_path],
             command_line(args, "bench stream"),
@@ -213,24 +239,45 @@ def run(args: argparse.Namespace) -> dict:
     }
 
 
+def run_scenes(
+    loaded,
+    scenes: list[tuple[str, Scene]],  # (its --scene value, the scene), from picture_scenes.bench_scenes
+    seconds: float,
+    options: SamplingOptions,
+    paced: bool = True,  # False: unpaced rows (throughput only, no latency)
+) -> list[dict]:
+    """One row per scene: its canvas, faces, frames per second and (paced) latency."""
+    rows = []
+    runner = run_paced if paced else run_unpaced
+    for spec, scene in scenes:
+        row = runner(loaded.generator, loaded.autoencoder, seconds, scene.n_characters, options, scene)
+        rows.append({"model": loaded.path.name, "scene": spec, "faces": scene.n_characters, **row})
+    return rows
+
+
 def print_table(res: dict) -> None:
     print(f"machine: {res['machine']}")
     print(
-        f"{'model':32} {'mode':8} {'N':>2} {'steps':>5} {'fps':>6} {'RTF':>5} {'lat p50':>8} {'lat p95':>8} {'+look p95':>9}"
+        f"{'model':32} {'scene':12} {'canvas':>9} {'mode':8} {'N':>2} {'steps':>5} {'fps':>6} {'RTF':>5} "
+        f"{'lat p50':>8} {'lat p95':>8} {'+look p95':>9}"
     )
-    for r in [*res["student"], res["student_unpaced"], res["teacher_baseline"], res["size_256"]]:
+    rows = [*res["student"], res["student_unpaced"], res["teacher_baseline"], res["size_256"]]
+    for r in [*rows, *res.get("scenes", [])]:
+        if r is None:
+            continue
         lo = r.get("latency_from_chunk_audio_ms", {})
         la = r.get("latency_after_lookahead_ms", {})
         print(
-            f"{r['model'][:32]:32} {r['mode']:8} {r['characters']:>2} {r['steps']:>5} {r['frames_per_second']:6.1f} "
-            f"{r['real_time_factor']:5.2f} {lo.get('p50', float('nan')):8.1f} {lo.get('p95', float('nan')):8.1f} "
-            f"{la.get('p95', float('nan')):9.1f}"
+            f"{r['model'][:32]:32} {r.get('scene', '-')[:12]:12} {r.get('canvas', '-'):>9} {r['mode']:8} "
+            f"{r['characters']:>2} {r['steps']:>5} {r['frames_per_second']:6.1f} {r['real_time_factor']:5.2f} "
+            f"{lo.get('p50', float('nan')):8.1f} {lo.get('p95', float('nan')):8.1f} {la.get('p95', float('nan')):9.1f}"
         )
     print(f"student / teacher throughput: {res['speedup_vs_teacher']:.1f}x")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_isolation_argument(p)
+    add_scene_argument(p)
     p.add_argument("--model", default=None, help="student checkpoint (default: the shipped one)")
     p.add_argument("--teacher", default=None, help="baseline checkpoint (default: the shipped teacher)")
     p.add_argument("--seconds", type=float, default=60.0, help="length of the sustained 2-character run")

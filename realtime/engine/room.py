@@ -39,6 +39,7 @@ from realtime.media import AUDIO_SAMPLE_RATE, FRAME_MS, WEBRTC_AUDIO_RATE
 from realtime.model.default_model import LoadedModel
 from realtime.scene.scenes import Scene
 from realtime.stream.options import SamplingOptions
+from realtime.stream.rig_codec import scene_for_model
 
 __all__ = ["AudioFrameOut", "AudioInput", "Room", "Subscription", "VideoFrameOut"]
 
@@ -73,6 +74,7 @@ class Room:
         size = loaded.generator.cfg.frame_size
         if scene.size != size:
             raise SceneError(f"scene reference is {scene.size} px, the model generates {size} px frames")
+        scene = scene_for_model(scene, loaded, seed=seed or 0)  # a rig model shows a world scene as a picture
         if scene.n_characters > loaded.generator.cfg.max_characters:
             raise CharacterCountError(
                 f"a scene of {scene.n_characters} characters, but this model's router has "
@@ -117,7 +119,12 @@ class Room:
         self._out_base = 0
         self._upsample = PolyphaseResampler(AUDIO_SAMPLE_RATE, WEBRTC_AUDIO_RATE)
         self._ready: dict[int, np.ndarray] = {}  # frame index -> image, generated and not yet due
-        self._last_image = composite(scene.background, scene.reference, scene.region)  # until frame 0
+        # until frame 0: the scene at rest (a rig model moves the canvas itself: the picture as it is)
+        self._last_image = (
+            scene.background.copy()
+            if loaded.generator.cfg.output == "rig"
+            else composite(scene.background, scene.reference, scene.region)
+        )
         self._last_fresh = -1
         self._levels = np.zeros(scene.n_characters)  # RMS of each character's newest audio
         self._counts: Counter = Counter()

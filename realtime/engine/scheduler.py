@@ -23,6 +23,7 @@ from realtime.model.autoencoder import tensor_to_frames
 from realtime.model.default_model import LoadedModel
 from realtime.scene.scenes import Scene
 from realtime.stream.options import SamplingOptions
+from realtime.stream.rig_codec import session_codec
 from realtime.stream.session import POSE_LAG, StreamingGenerator
 
 STAGES = ("features_ms", "denoise_ms", "decode_ms", "cache_ms", "composite_ms")
@@ -117,10 +118,12 @@ class ChunkScheduler:
             )
         self.motion = motion
         self.scene, self.steps, self.deadline, self.clock = scene, options.steps, deadline, clock
-        self.on_frame, self.autoencoder = on_frame, loaded.autoencoder
+        # the frame autoencoder, or for a rig model the codec that moves this scene's own picture
+        self.on_frame, self.autoencoder = on_frame, session_codec(loaded, scene, seed=options.seed)
+        self.rig = bool(getattr(self.autoencoder, "is_rig", False))
         self.session = StreamingGenerator(
             loaded.generator,
-            loaded.autoencoder,
+            self.autoencoder,
             scene.reference,
             scene.masks,
             options=options,
@@ -216,7 +219,12 @@ class ChunkScheduler:
         for i in range(len(chunk.latents)):
             t = self.clock()
             with torch.no_grad():
-                (frame,) = tensor_to_frames(self.autoencoder.decode(chunk.latents[i : i + 1]))
+                if self.rig:  # the whole canvas, at its own size
+                    (frame,) = self.autoencoder.decode_chunk(
+                        chunk.latents[i : i + 1], index * self.chunk_frames + i
+                    )
+                else:
+                    (frame,) = tensor_to_frames(self.autoencoder.decode(chunk.latents[i : i + 1]))
             t_decoded = self.clock()
             images.append(composite(scene.background, frame, scene.region))
             done = self.clock()

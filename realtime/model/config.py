@@ -52,8 +52,13 @@ class GeneratorConfig:
     # the reference mask) and the tokens move them from there: at one step from pure noise the tokens say
     # little, and a character is one blob near where it was. False: the tokens alone (older checkpoints).
     router_prior: bool = False
+    # what a frame is: "latent" (the frame autoencoder's latents: the model draws pixels) or "rig" (a rig
+    # field, realtime.model.rig_field: pose values per head region; a renderer moves the user's picture)
+    output: str = "latent"
 
     def __post_init__(self) -> None:
+        if self.output not in ("latent", "rig"):
+            raise ValueError(f"output must be 'latent' or 'rig', got {self.output!r}")
         if self.max_characters < 1:
             raise ValueError(f"max_characters must be >= 1, got {self.max_characters}")
         if self.width % self.heads:

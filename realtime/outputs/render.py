@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +28,10 @@ from realtime.errors import (
     SceneError,
 )
 from realtime.media import AUDIO_SAMPLE_RATE, MAX_CHARACTERS, SAMPLES_PER_FRAME, VIDEO_FPS
-from realtime.scene.scenes import PHOTO_ONLY_NOTE, PHOTO_SUFFIXES, Scene
+from realtime.scene.picture_args import add_picture_arguments, check_picture_arguments
+from realtime.scene.scenes import PHOTO_ONLY_NOTE, Scene
 from realtime.stream.options import SamplingOptions
+from realtime.stream.rig_codec import scene_for_model
 
 MAX_SECONDS = 600.0  # per audio file: ten minutes of dialogue
 MAX_FRAME_BYTES = 4 << 30  # frames are held in memory until the MP4 is written
@@ -56,6 +58,7 @@ def render_audio(
         raise ValueError(f"tracks must be ({scene.n_characters} characters, samples), got {tracks.shape}")
     options = SamplingOptions.defaults(loaded) if options is None else options
     steps = options.steps
+    scene = scene_for_model(scene, loaded, seed=options.seed)  # a rig model shows a world scene as a picture
     scheduler = ChunkScheduler(loaded, scene, options)
     chunks = scheduler.feed(tracks.astype(np.float32)) + scheduler.flush()
     frames = np.stack([im for ch in chunks for im in ch.images])
@@ -102,16 +105,6 @@ def read_audio(path: str | Path) -> np.ndarray:
     return np.clip(audio, -1.0, 1.0).astype(np.float32)
 
 
-def _face(text: str) -> list[float]:
-    try:
-        box = [float(v) for v in text.split(",")]
-    except ValueError:
-        box = []
-    if len(box) != 4 or not all(math.isfinite(v) for v in box):
-        raise argparse.ArgumentTypeError(f"expected X0,Y0,X1,Y1 in photo pixels, got {text!r}")
-    return box
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--audio",
@@ -133,15 +126,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--characters", type=int, help="with --mix and no --enroll: speakers to find (default 2)")
     p.add_argument("--out", required=True, help="output MP4; OUT.json is written beside it")
     p.add_argument(
-        "--scene", help="scene: a .json file, a bundled scene name, or a photo (default: a world scene)"
+        "--scene",
+        help="scene: a .json file, a bundled scene name, or a picture (.png/.jpg photo or drawing; default: "
+        "a world scene)",
     )
-    p.add_argument(
-        "--face",
-        action="append",
-        type=_face,
-        metavar="X0,Y0,X1,Y1",
-        help="a face box in a photo scene (repeat)",
-    )
+    add_picture_arguments(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the built-in scene and the sampler")
     p.add_argument(
         "--model", help="generator checkpoint (default: the shipped model, realtime/model/default_model.py)"
@@ -171,6 +160,7 @@ def render_command(args: argparse.Namespace) -> int:
     from realtime.scene.scenes import load_scene
 
     SamplingOptions.from_args(args)  # the sampling flags, checked before anything loads
+    faces = check_picture_arguments(args)
     if args.mix is not None and args.audio:
         raise BYAError("give either --audio files (one per character) or one --mix, not both")
     if args.mix is None and (args.enroll or args.characters is not None):
@@ -189,8 +179,6 @@ def render_command(args: argparse.Namespace) -> int:
         raise BYAError(f"--out must name an .mp4 file, got {args.out}")
     if out.exists() and out.is_dir():
         raise BYAError(f"--out {out} is a folder")
-    if args.scene is not None and Path(args.scene).suffix.lower() in PHOTO_SUFFIXES and args.model is None:
-        raise SceneError(f"{PHOTO_ONLY_NOTE}; pass --model with a checkpoint trained on real video")
     mix = None
     if args.mix is not None:
         mix = read_audio(args.mix)
@@ -207,7 +195,13 @@ def render_command(args: argparse.Namespace) -> int:
         raise CharacterCountError(
             f"{len(streams)} characters, but {loaded.path.name} has {k} character slots (max_characters)"
         )
-    scene = load_scene(args.scene, len(streams), args.seed, loaded.generator.cfg.frame_size, boxes=args.face)
+    size = loaded.generator.cfg.frame_size
+    scene = load_scene(args.scene, len(streams), args.seed, size, boxes=faces, avatars=args.avatar)
+    if scene.source == "photo" and loaded.generator.cfg.output != "rig":
+        raise SceneError(f"{PHOTO_ONLY_NOTE}; pass --model with a rig model (bya train rig)")
+    scene = scene_for_model(scene, loaded, seed=options.seed)
+    for note in scene.notes:
+        print(f"bya render: {note}", file=sys.stderr)
     if len(streams) > scene.n_characters:
         raise BYAError(f"{len(streams)} --audio files for a scene of {scene.n_characters} characters")
     n = max(map(len, streams))

@@ -3,103 +3,31 @@ names, and the canvas the generated frames are composited on.
 
 Three sources. A built-in seeded world scene (1-4 cartoon characters: what the shipped model animates).
 A scene JSON file in the world's own schema, any field left out filled from a seeded world scene, so
-users design their own cast (docs/scenes.md). A user photo whose faces are found offline or given as
-boxes: the path models trained on real video need; the shipped model cannot animate real photos.
+users design their own cast (docs/scenes.md). A user's picture (photo or drawing) whose faces are found
+offline or given: realtime.scene.picture_scene builds those, the canvas the picture at its own size.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from realtime.engine.compositor import Region
 from realtime.errors import SceneError
 from realtime.media import DEFAULT_FRAME_SIZE, MAX_CHARACTERS, MIN_CHARACTERS, SAMPLES_PER_FRAME
+from realtime.scene.picture_reader import PICTURE_SUFFIXES
+from realtime.scene.scene import Scene as Scene  # defined apart so picture scenes can build one
 
-BUNDLED_SCENES = Path(__file__).parent / "bundled"  # `--scene NAME` finds NAME.json here
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
-MAX_CANVAS = 1024  # px, a photo canvas's longer side: compositing 25 frames/s must stay cheap on 2 cores
-HEAD_FROM_FACE = (0.45, 0.6, 0.35)  # a detector's face box grows by these fractions (sides, top, bottom)
-REGION_MARGIN = 0.3  # the generated square spans the heads plus this fraction of their extent
+BUNDLED_SCENES = Path(__file__).parent / "bundled"  # `--scene NAME` finds NAME.json (or .jpg, .png) here
+PHOTO_SUFFIXES = PICTURE_SUFFIXES  # a `--scene` with one of these is a picture
 MAX_SCENE_BYTES = 1 << 20  # a scene file is a few kB; refuse anything that could not be one
 PHOTO_ONLY_NOTE = (
-    "the shipped toon-s model animates only the world's cartoon characters; it cannot animate real photos"
+    "a latent model (output='latent', e.g. toon-s) draws only the world's cartoon characters; pictures "
+    "need a rig model, which moves the picture itself"
 )
-
-
-@dataclass(frozen=True)
-class Scene:
-    """A scene the engine can generate and composite."""
-
-    reference: np.ndarray  # (S, S, 3) uint8: the model's first frame (S = the model's frame size)
-    masks: np.ndarray  # (N, S, S) float32 in [0, 1]: where each character is in the reference
-    names: tuple[str, ...]  # N names; the index is the character index everywhere
-    boxes: np.ndarray  # (N, 4) float32 head boxes x0, y0, x1, y1 in reference pixels
-    background: np.ndarray  # (H, W, 3) uint8: the canvas of the output video (even H and W)
-    region: Region  # where the generated frame is pasted on the canvas (the whole canvas: world scenes)
-    source: str  # "world" | "file" | "photo"
-    description: dict | None = None  # the world scene description (world and file scenes)
-
-    def __post_init__(self) -> None:
-        s = self.reference.shape[0]
-        if self.reference.shape != (s, s, 3) or self.reference.dtype != np.uint8:
-            raise SceneError(f"reference: expected (S, S, 3) uint8, got {self.reference.shape}")
-        n = self.masks.shape[0]
-        if self.masks.shape != (n, s, s) or not MIN_CHARACTERS <= n <= MAX_CHARACTERS:
-            raise SceneError(f"masks: expected (1-{MAX_CHARACTERS}, {s}, {s}), got {self.masks.shape}")
-        if len(self.names) != n or self.boxes.shape != (n, 4):
-            raise SceneError(
-                f"names and boxes: expected {n} of each, got {len(self.names)} and {len(self.boxes)}"
-            )
-        h, w = self.background.shape[:2]
-        if self.background.shape != (h, w, 3) or self.background.dtype != np.uint8 or h % 2 or w % 2:
-            raise SceneError(
-                f"background: expected (H, W, 3) uint8 with even H, W, got {self.background.shape}"
-            )
-        x0, y0, x1, y1 = self.region
-        if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
-            raise SceneError(f"region: {self.region} does not lie inside the {w}x{h} canvas")
-
-    @property
-    def n_characters(self) -> int:
-        return int(self.masks.shape[0])
-
-    @property
-    def size(self) -> int:
-        return int(self.reference.shape[0])
-
-    @property
-    def choreographed(self) -> bool:
-        """Whether the scene says where its characters stand over time (world and file scenes do; their
-        `motion` fields: drift, sway, bob). A photo scene's characters stay where they are."""
-        return self.description is not None
-
-    def standing(self, frame: int) -> tuple[np.ndarray, np.ndarray]:
-        """The scene at frame `frame` (from 0, at VIDEO_FPS) of its choreography, every face at rest:
-        (S, S, 3) uint8 frame and (N, S, S) masks, what a session is re-posed with (StreamingGenerator.
-        reposition). Nothing in it depends on what is said."""
-        from realtime.scene.cartoon.render import render_standing
-
-        if self.description is None:
-            raise SceneError("a photo scene has no choreography: its characters stay where they are")
-        if frame < 0:
-            raise ValueError(f"frame must be >= 0, got {frame}")
-        r = render_standing(self.description, 1, self.size, first=frame)
-        return r.frames[0], r.masks[0]
-
-    def canvas_boxes(self) -> np.ndarray:
-        """(N, 4) head boxes in canvas pixels."""
-        x0, y0, x1, y1 = self.region
-        scale = np.array([(x1 - x0), (y1 - y0)] * 2, np.float32) / self.size
-        return self.boxes * scale + np.array([x0, y0, x0, y0], np.float32)
 
 
 # -- world scenes ------------------------------------------------------------------------------------------
@@ -187,8 +115,13 @@ def scene_from_json(data: Any, size: int = DEFAULT_FRAME_SIZE) -> Scene:
     return scene_from_description(merged, seed=seed, size=size, source="file")
 
 
-def read_scene_file(path: str | Path, size: int = DEFAULT_FRAME_SIZE) -> Scene:
-    """Load a scene JSON file (docs/scenes.md)."""
+def read_scene_file(
+    path: str | Path, size: int = DEFAULT_FRAME_SIZE, boxes: Any = None, max_faces: int = MAX_CHARACTERS
+) -> Scene:
+    """Load a scene JSON file (docs/scenes.md): the world's schema, or a picture and its faces. `boxes`
+    and `max_faces` choose a picture file's faces as for a picture."""
+    from realtime.scene.picture_scene import is_picture_file, picture_file_scene
+
     path = Path(path)
     if not path.is_file():
         raise SceneError(f"scene file {path} not found")
@@ -202,155 +135,104 @@ def read_scene_file(path: str | Path, size: int = DEFAULT_FRAME_SIZE) -> Scene:
         raise SceneError(
             f"scene file {path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
         ) from exc
+    if is_picture_file(data):
+        try:
+            return picture_file_scene(data, path.parent, boxes, size, max_faces)
+        except SceneError as exc:
+            raise type(exc)(f"scene file {path}: {exc}") from exc
+    if boxes is not None:
+        raise SceneError("boxes: only a photo scene (a picture) takes face boxes (--face)")
     try:
         return scene_from_json(data, size)
     except SceneError as exc:
         raise type(exc)(f"scene file {path}: {exc}") from exc
 
 
-# -- photo scenes ------------------------------------------------------------------------------------------
-def _read_photo(photo: str | Path | np.ndarray) -> np.ndarray:
-    if isinstance(photo, np.ndarray):
-        if photo.ndim != 3 or photo.shape[2] != 3 or photo.dtype != np.uint8:
-            raise SceneError(f"photo: expected (H, W, 3) uint8 RGB, got {photo.shape} {photo.dtype}")
-        return photo
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(photo)
-    if not path.is_file():
-        raise SceneError(f"photo {path} not found")
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as exc:
-        raise SceneError(f"photo {path}: cannot read it as an image ({exc})") from exc
-
-
-def _resize(image: np.ndarray, h: int, w: int) -> np.ndarray:
-    t = torch.from_numpy(np.array(image, np.float32)).permute(2, 0, 1)[None]
-    t = F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
-    return t[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
-
-
-def _check_boxes(boxes: Any, w: int, h: int) -> np.ndarray:
-    if not isinstance(boxes, list | tuple | np.ndarray) or not MIN_CHARACTERS <= len(boxes) <= MAX_CHARACTERS:
-        raise SceneError(
-            f"boxes: expected {MIN_CHARACTERS}-{MAX_CHARACTERS} boxes [x0, y0, x1, y1], got {boxes!r}"
-        )
-    out = np.zeros((len(boxes), 4), np.float32)
-    for i, b in enumerate(boxes):
-        try:
-            v = [float(x) for x in b]
-        except (TypeError, ValueError):
-            v = []
-        if len(v) != 4 or not all(math.isfinite(x) for x in v):
-            raise SceneError(f"boxes[{i}]: expected 4 numbers x0, y0, x1, y1, got {b!r}")
-        if not (0 <= v[0] < v[2] <= w and 0 <= v[1] < v[3] <= h):
-            raise SceneError(
-                f"boxes[{i}]: {v} must satisfy 0 <= x0 < x1 <= {w} and 0 <= y0 < y1 <= {h} (the photo)"
-            )
-        out[i] = v
-    return out
-
-
-def _square_region(heads: np.ndarray, w: int, h: int) -> Region:
-    """The square of the canvas the model generates: all heads plus a margin, inside the canvas."""
-    x0, y0 = heads[:, 0].min(), heads[:, 1].min()
-    x1, y1 = heads[:, 2].max(), heads[:, 3].max()
-    side = min(max(x1 - x0, y1 - y0) * (1 + 2 * REGION_MARGIN), w, h)
-    side = int(side) // 2 * 2
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    left = int(np.clip(round(cx - side / 2), 0, w - side))
-    top = int(np.clip(round(cy - side / 2), 0, h - side))
-    return left, top, left + side, top + side
-
-
-def _ellipse_masks(boxes: np.ndarray, size: int) -> np.ndarray:
-    """(N, S, S) soft ellipses filling each box (pixel units), one pixel of soft edge."""
-    c = np.arange(size, dtype=np.float32) + 0.5
-    out = np.zeros((len(boxes), size, size), np.float32)
-    for k, (x0, y0, x1, y1) in enumerate(boxes):
-        rx, ry = max((x1 - x0) / 2, 1.0), max((y1 - y0) / 2, 1.0)
-        d = np.hypot((c[None, :] - (x0 + x1) / 2) / rx, (c[:, None] - (y0 + y1) / 2) / ry)
-        out[k] = np.clip((1.0 - d) * min(rx, ry) + 0.5, 0.0, 1.0)
-    return out
-
-
+# -- picture scenes (realtime.scene.picture_scene) ---------------------------------------------------------
 def photo_scene(
     photo: str | Path | np.ndarray,
-    boxes: Any = None,  # 1-4 face boxes [x0, y0, x1, y1] in photo pixels; None: find them
+    boxes: Any = None,  # 1-4 face boxes [x0, y0, x1, y1] in the picture's pixels, in character order
     names: list[str] | None = None,
     size: int = DEFAULT_FRAME_SIZE,
+    max_faces: int = MAX_CHARACTERS,
 ) -> Scene:
-    """A user photo as a scene: faces (found offline, or given) become characters, the square around
-    them becomes the reference frame, the photo the canvas. (Note: PHOTO_ONLY_NOTE.)"""
-    image = _read_photo(photo)
-    h, w = image.shape[:2]
-    if min(h, w) < 32:
-        raise SceneError(f"photo: {w}x{h} px is too small (at least 32 px each side)")
-    if boxes is None:
-        from realtime.scene.face_detector import detect_faces
+    """A user's photo or drawing as a scene (realtime.scene.picture_scene.picture_scene)."""
+    from realtime.scene.picture_scene import picture_scene
 
-        faces = detect_faces(image, MAX_CHARACTERS)
-        if not len(faces):
-            raise SceneError("photo: no face found; give the faces as boxes [x0, y0, x1, y1]")
-    else:
-        faces = _check_boxes(boxes, w, h)
-    if names is None:
-        names = [f"Person {k + 1}" for k in range(len(faces))]
-    if (
-        len(names) != len(faces)
-        or len(set(names)) != len(names)
-        or not all(isinstance(s, str) and 0 < len(s) <= 64 for s in names)
-    ):
-        raise SceneError(
-            f"names: expected {len(faces)} unique non-empty names of at most 64 characters, got {names!r}"
-        )
-    scale = min(1.0, MAX_CANVAS / max(h, w))
-    ch, cw = int(h * scale) // 2 * 2, int(w * scale) // 2 * 2
-    canvas = _resize(image, ch, cw) if (ch, cw) != (h, w) else image
-    faces = faces * np.array([cw / w, ch / h] * 2, np.float32)
-    fw, fh = faces[:, 2] - faces[:, 0], faces[:, 3] - faces[:, 1]
-    side, top, bottom = HEAD_FROM_FACE
-    heads = np.stack(
-        [faces[:, 0] - side * fw, faces[:, 1] - top * fh, faces[:, 2] + side * fw, faces[:, 3] + bottom * fh],
-        1,
+    return picture_scene(photo, boxes, names, size, max_faces)
+
+
+def avatar_scene(
+    pictures: list[str | Path], names: list[str] | None = None, size: int = DEFAULT_FRAME_SIZE
+) -> Scene:
+    """1-4 pictures (paths, or bundled pictures' names) side by side, one face each, in order
+    (realtime.scene.picture_scene.avatar_scene)."""
+    from realtime.scene.picture_scene import avatar_scene as side_by_side
+
+    return side_by_side([_picture_path(p) for p in pictures], names, size)
+
+
+def _picture_path(spec: str | Path) -> Path:
+    """A picture's path: `spec` itself, or the bundled picture of that name."""
+    if isinstance(spec, str) and names_a_picture(spec) and Path(spec).suffix == "":
+        return _bundled(spec)
+    return Path(spec)
+
+
+def bundled_scene_names() -> list[str]:
+    """What `--scene NAME` and `POST /rooms` find in BUNDLED_SCENES: scene files and pictures."""
+    return sorted(
+        {p.stem for p in BUNDLED_SCENES.iterdir() if p.suffix.lower() in (".json", *PHOTO_SUFFIXES)}
     )
-    region = _square_region(heads, cw, ch)
-    x0, y0, x1, y1 = region
-    reference = _resize(canvas[y0:y1, x0:x1], size, size)
-    to_ref = size / (x1 - x0)
-    ref_boxes = ((faces - np.array([x0, y0, x0, y0], np.float32)) * to_ref).clip(0, size)
-    ref_heads = ((heads - np.array([x0, y0, x0, y0], np.float32)) * to_ref).clip(0, size)
-    return Scene(
-        reference=np.ascontiguousarray(reference),
-        masks=_ellipse_masks(ref_heads, size),
-        names=tuple(names),
-        boxes=ref_boxes.astype(np.float32),
-        background=np.ascontiguousarray(canvas),
-        region=region,
-        source="photo",
-    )
+
+
+def _bundled(name: str) -> Path | None:
+    for suffix in (".json", *PHOTO_SUFFIXES):
+        path = BUNDLED_SCENES / f"{name}{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
+def names_a_picture(spec: str | None) -> bool:
+    """Whether a `--scene` value names a picture (a .png/.jpg file or a bundled picture) by its name alone;
+    a .json scene file may name one too, which only reading it tells."""
+    if spec is None:
+        return False
+    if Path(spec).suffix.lower() in PHOTO_SUFFIXES:
+        return True
+    bundled = _bundled(spec) if "/" not in spec and Path(spec).suffix == "" else None
+    return bundled is not None and bundled.suffix.lower() in PHOTO_SUFFIXES
 
 
 def load_scene(
-    spec: str | None, n_characters: int, seed: int = 0, size: int = DEFAULT_FRAME_SIZE, boxes: Any = None
+    spec: str | None,
+    n_characters: int,
+    seed: int = 0,
+    size: int = DEFAULT_FRAME_SIZE,
+    boxes: Any = None,  # --face: 1-4 face boxes in a picture's pixels, in character order
+    avatars: list[str] | None = None,  # --avatar: 1-4 pictures set side by side, one face each
 ) -> Scene:
-    """What `--scene` names: None (the default scene of n_characters), a bundled scene's name, a .json
-    scene file, or a photo (.jpg, .png; faces found or given as boxes)."""
+    """What `--scene` names: None (the default scene of n_characters), a bundled scene's name (a scene file
+    or a picture), a .json scene file, or a picture (.jpg, .png; at most n_characters faces found, or
+    given as boxes). With `avatars` instead: those pictures side by side."""
+    if avatars:
+        if spec is not None or boxes is not None:
+            raise SceneError("--avatar pictures make the scene: leave out --scene and --face")
+        return avatar_scene(avatars, size=size)
     if spec is None:
+        if boxes is not None:
+            raise SceneError("--face chooses faces in a picture: give the picture with --scene")
         return default_scene(n_characters, seed, size)
+    max_faces = min(max(n_characters, MIN_CHARACTERS), MAX_CHARACTERS)
     path = Path(spec)
+    if "/" not in spec and path.suffix == "" and _bundled(spec) is not None:
+        path = _bundled(spec)
     if path.suffix.lower() in PHOTO_SUFFIXES:
-        return photo_scene(path, boxes, size=size)
-    if boxes is not None:
-        raise SceneError("boxes: only a photo scene takes face boxes")
+        return photo_scene(path, boxes, size=size, max_faces=max_faces)
     if path.suffix.lower() == ".json":
-        return read_scene_file(path, size)
-    bundled = BUNDLED_SCENES / f"{spec}.json"
-    if "/" not in spec and bundled.is_file():
-        return read_scene_file(bundled, size)
-    names = ", ".join(sorted(p.stem for p in BUNDLED_SCENES.glob("*.json")))
+        return read_scene_file(path, size, boxes, max_faces)
     raise SceneError(
-        f"scene {spec!r}: expected a .json scene file, a photo ({', '.join(PHOTO_SUFFIXES)}) or a bundled scene ({names})"
+        f"scene {spec!r}: expected a .json scene file, a picture ({', '.join(PHOTO_SUFFIXES)}) or a bundled "
+        f"scene ({', '.join(bundled_scene_names())})"
     )

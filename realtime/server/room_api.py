@@ -93,7 +93,8 @@ class RoomAPI:
 
     # -- rooms ------------------------------------------------------------------------------------------
     async def create_room(self, request: web.Request) -> web.Response:
-        """Body {"name", "characters"? | "scene"?, "seed"?}: a new room, warmed up and running; 201 + Location."""
+        """Body {"name", "characters"? | "scene"? (+ "faces"?), "seed"?}: a new room, warmed up and running;
+        201 + Location. A scene that cannot be made (a face box outside its picture) is a 400 naming why."""
         server = self.server
         require_token(server.guard, request)
         doc = _json(await read_body(request, "application/json", MAX_JSON_BYTES))

@@ -3,25 +3,29 @@
 Each room is its own engine Room (its own generator session and cache, media clock and binding table);
 all of them share the one loaded model, which only reads its weights. The room made at start-up is
 `default` and keeps the un-prefixed routes (`/whip/<character>`, `/whep`, ...); the others live under
-`/rooms/<name>/...`. A request names only built-in things (a bundled scene or a seeded world scene), so
-nothing from the network reaches the filesystem.
+`/rooms/<name>/...`. A request names only built-in things (a bundled scene or picture, or a seeded world
+scene), so nothing from the network reaches the filesystem; a bundled picture's faces may be chosen by box.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import re
 from dataclasses import dataclass
 
 from realtime.audio.binding import AUDIO_GUIDANCE_RANGE
 from realtime.errors import BYAError
 from realtime.media import MAX_CHARACTERS, MIN_CHARACTERS
-from realtime.scene.scenes import BUNDLED_SCENES
+from realtime.scene.scenes import bundled_scene_names, names_a_picture
+
+log = logging.getLogger(__name__)
 
 DEFAULT_ROOM = "default"
 ROOM_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")  # one URL path segment, no escaping needed
 SCENE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 MAX_SEED = 2**31 - 1
-ROOM_FIELDS = {"name", "characters", "scene", "seed", "motion", "audio_guidance"}
+ROOM_FIELDS = {"name", "characters", "scene", "faces", "seed", "motion", "audio_guidance"}
 
 
 class RoomRequestError(BYAError):
@@ -40,15 +44,36 @@ class RoomRequest:
     seed: int = 0  # of the world scene and the sampler
     motion: bool | None = None  # characters follow the scene's choreography (None: as the server's room)
     audio_guidance: float | None = None  # 1-4: how far speakers' mouths are pushed (None: as the server's)
+    faces: tuple[tuple[float, float, float, float], ...] | None = None  # a bundled picture's face boxes
 
 
 def bundled_scenes() -> list[str]:
-    return sorted(p.stem for p in BUNDLED_SCENES.glob("*.json"))
+    return bundled_scene_names()
+
+
+def _face_boxes(value: object) -> tuple[tuple[float, float, float, float], ...]:
+    """The "faces" field: 1-4 boxes [x0, y0, x1, y1] of finite numbers (load_scene checks they fit)."""
+    if not isinstance(value, list) or not MIN_CHARACTERS <= len(value) <= MAX_CHARACTERS:
+        raise RoomRequestError(
+            f"faces must be a list of {MIN_CHARACTERS}-{MAX_CHARACTERS} boxes [x0, y0, x1, y1]"
+        )
+    boxes = []
+    for i, box in enumerate(value):
+        if (
+            not isinstance(box, list)
+            or len(box) != 4
+            or not all(
+                isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in box
+            )
+        ):
+            raise RoomRequestError(f"faces[{i}] must be 4 numbers [x0, y0, x1, y1], got {box!r}"[:120])
+        boxes.append(tuple(float(v) for v in box))
+    return tuple(boxes)
 
 
 def parse_room_request(doc: object) -> RoomRequest:
-    """Validate a decoded JSON body: {"name": str, "characters"?: 1-4, "scene"?: bundled name, "seed"?: int,
-    "motion"?: bool, "audio_guidance"?: number in [1, 4]}."""
+    """Validate a decoded JSON body: {"name": str, "characters"?: 1-4, "scene"?: bundled name, "faces"?: boxes
+    in a bundled picture, "seed"?: int, "motion"?: bool, "audio_guidance"?: number in [1, 4]}."""
     if not isinstance(doc, dict):
         raise RoomRequestError('the body must be a JSON object like {"name": "studio-2", "characters": 2}')
     unknown = set(doc) - ROOM_FIELDS
@@ -67,6 +92,11 @@ def parse_room_request(doc: object) -> RoomRequest:
             raise RoomRequestError("give either scene (its cast sets the characters) or characters, not both")
         if not isinstance(scene, str) or not SCENE_NAME.fullmatch(scene) or scene not in bundled_scenes():
             raise RoomRequestError(f"scene must be a bundled scene ({', '.join(bundled_scenes())})")
+    faces = None
+    if "faces" in doc:
+        if not isinstance(scene, str) or not names_a_picture(scene):
+            raise RoomRequestError("faces go with a bundled picture scene (choose its faces by box)")
+        faces = _face_boxes(doc["faces"])
     characters = doc.get("characters", 2)
     if isinstance(characters, bool) or not isinstance(characters, int):
         raise RoomRequestError(f"characters must be an integer, got {characters!r}"[:120])
@@ -85,7 +115,9 @@ def parse_room_request(doc: object) -> RoomRequest:
         or not AUDIO_GUIDANCE_RANGE[0] <= guidance <= AUDIO_GUIDANCE_RANGE[1]
     ):
         raise RoomRequestError(f"audio_guidance must be a number in [1, 4], got {guidance!r}"[:120])
-    return RoomRequest(name, characters, scene, seed, motion, None if guidance is None else float(guidance))
+    return RoomRequest(
+        name, characters, scene, seed, motion, None if guidance is None else float(guidance), faces
+    )
 
 
 def build_room(template, request: RoomRequest):
@@ -100,7 +132,12 @@ def build_room(template, request: RoomRequest):
             f"characters must be {MIN_CHARACTERS}-{cfg.max_characters} for this server's model, "
             f"got {request.characters}"
         )
-    scene = load_scene(request.scene, request.characters, request.seed, size=cfg.frame_size)
+    # a bundled scene's cast decides N: a picture's faces, up to what the model holds
+    n = request.characters if request.scene is None else cfg.max_characters
+    faces = None if request.faces is None else [list(b) for b in request.faces]
+    scene = load_scene(request.scene, n, request.seed, size=cfg.frame_size, boxes=faces)
+    for note in scene.notes:
+        log.info("room %s: %s", request.name, note)
     return Room(
         template.loaded,
         scene,

@@ -18,6 +18,7 @@ import sys
 from realtime.audio.binding import add_guidance_argument, add_isolation_argument, add_motion_argument
 from realtime.engine.threads import live_threads, set_threads
 from realtime.media import DIARIZER_LOOKAHEAD_MS, MAX_CHARACTERS, MIN_CHARACTERS
+from realtime.scene.picture_args import add_picture_arguments, check_picture_arguments
 from realtime.server.http_guard import GuardConfig, ServerConfigError, is_loopback
 from realtime.stream.options import SamplingOptions
 
@@ -29,7 +30,12 @@ CONSENT_CHECKS = 5  # consent checks missed before a peer counts as gone
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"HTTP port (default {DEFAULT_PORT})")
-    parser.add_argument("--scene", help="scene JSON file or built-in scene name (default: built-in)")
+    parser.add_argument(
+        "--scene",
+        help="scene: a .json file, a bundled scene name, or a picture (.png/.jpg photo or drawing; default: "
+        "a world scene)",
+    )
+    add_picture_arguments(parser)
     parser.add_argument(
         "--characters",
         type=int,
@@ -135,6 +141,7 @@ def serve_command(args: argparse.Namespace) -> int:
         if value is not None and not 1 <= value <= top:
             raise ServerConfigError(f"--{flag.replace('_', '-')} must be 1-{top}, got {value}")
     SamplingOptions.from_args(args)  # a bad --steps, --seed or --audio-guidance fails before the model loads
+    check_picture_arguments(args)  # a bad --face or --avatar too
     token = None if args.open else (args.token or secrets.token_urlsafe(18))
     guard = GuardConfig.build(token, args.open, args.host, args.cors_origin, args.allow_host)
     mix = build_mix(args)  # before the model loads: a bad --enroll file fails in seconds
@@ -193,7 +200,13 @@ def build_room(args: argparse.Namespace):
         f"bya serve: model step on {loaded.backend}" + (f" (timed: {picked})" if picked else ""),
         file=sys.stderr,
     )
-    scene = load_scene(args.scene, args.characters, args.seed, size=loaded.generator.cfg.frame_size)
+    faces = check_picture_arguments(args)
+    size = loaded.generator.cfg.frame_size
+    scene = load_scene(
+        args.scene, args.characters, args.seed, size, boxes=faces, avatars=getattr(args, "avatar", None)
+    )
+    for note in scene.notes:
+        print(f"bya serve: {note}", file=sys.stderr)
     room = Room(loaded, scene, options=options, max_inputs=args.max_speakers)
     height, width = scene.background.shape[:2]
     return room, (width, height)

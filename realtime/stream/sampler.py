@@ -97,7 +97,10 @@ def generate(
         chunks += session.flush(decode=False)
     chunks = chunks[:n_chunks]
     z = torch.cat([ch.latents for ch in chunks])
-    frames = tensor_to_frames(torch.cat([ae.decode(z[i : i + 32]) for i in range(0, len(z), 32)]))
+    if getattr(ae, "is_rig", False):  # a rig model's codec moves its scene's picture chunk by chunk
+        frames = np.concatenate([ae.decode_chunk(ch.latents, ch.first_frame) for ch in chunks])
+    else:
+        frames = tensor_to_frames(torch.cat([ae.decode(z[i : i + 32]) for i in range(0, len(z), 32)]))
     masks = np.concatenate([ch.masks for ch in chunks])
     refined = np.concatenate([ch.refined for ch in chunks])
     return Generated(frames, masks, refined, z.cpu())

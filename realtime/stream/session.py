@@ -132,8 +132,18 @@ class StreamingGenerator:
         self.device = next(model.parameters()).device
         self.noise = torch.Generator().manual_seed(options.seed)
         self.refiner = MaskRefiner()
+        self.rig = bool(getattr(ae, "is_rig", False))  # a rig model: ae is its scene's RigCodec
+        if self.rig != (cfg.output == "rig"):
+            raise ValueError(
+                f"a {cfg.output} model's session decodes with "
+                + (
+                    "a RigCodec (realtime.stream.rig_codec.session_codec)"
+                    if cfg.output == "rig"
+                    else "its autoencoder"
+                )
+            )
         with torch.no_grad():
-            z_ref = ae.encode(frames_to_tensor(reference[None], self.device))[0] if ae is not None else None
+            z_ref = self._reference_latent(reference, ref_masks) if ae is not None else None
         if z_ref is None:
             raise ValueError("a session needs the autoencoder to encode its reference frame")
         self._start(z_ref, ref_masks)
@@ -142,6 +152,12 @@ class StreamingGenerator:
             self.prime()
 
     # -- session state ------------------------------------------------------------------------------
+    def _reference_latent(self, reference: np.ndarray, ref_masks: np.ndarray) -> torch.Tensor:
+        """(C, h, w): the reference frame's latent, or a rig model's layout field of these characters."""
+        if self.rig:
+            return self.ae.reference_latent(ref_masks).to(self.device)
+        return self.ae.encode(frames_to_tensor(reference[None], self.device))[0]
+
     @torch.no_grad()
     def _start(self, z_ref: torch.Tensor, ref_masks: np.ndarray) -> None:
         cfg = self.model.cfg
@@ -178,7 +194,7 @@ class StreamingGenerator:
             raise ValueError(
                 f"ref_masks must hold the session's {self.characters} characters, got {ref_masks.shape[0]}"
             )
-        z_ref = self.ae.encode(frames_to_tensor(reference[None], self.device))[0]
+        z_ref = self._reference_latent(reference, ref_masks)
         self._set_reference(z_ref, ref_masks)
         if not self.window:  # the residual's base is the reference (Generator.base)
             self.last = z_ref
@@ -386,6 +402,9 @@ class StreamingGenerator:
                     if entry is not None and route is None:
                         self._still[entry] = still.clone()
                 routing = route if route is not None else out.masks
+                if self.rig and route is None:  # a rig model's renderer reads exactly the layout's regions:
+                    # isolate (and guide) those, not the router's estimate of them
+                    routing = self.ref_masks[:, None].expand_as(out.masks)
                 velocity = out.velocity
                 if guide:  # audio guidance: extrapolate the voice's effect inside the speakers' regions
                     gain = 1.0 + (self.audio_guidance - 1.0) * speaker_region(
@@ -400,7 +419,12 @@ class StreamingGenerator:
         t2 = time.perf_counter()
         times["denoise_ms"] = 1e3 * (t2 - t1)
 
-        frames = tensor_to_frames(self.ae.decode(latents[0])) if decode and self.ae is not None else None
+        if not decode or self.ae is None:
+            frames = None
+        elif self.rig:  # the scene's own picture moved by the rig field, at the canvas size
+            frames = self.ae.decode_chunk(latents[0], self.chunk_index * c)
+        else:
+            frames = tensor_to_frames(self.ae.decode(latents[0]))
         t3 = time.perf_counter()
         times["decode_ms"] = 1e3 * (t3 - t2)
 
