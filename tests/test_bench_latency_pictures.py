@@ -97,7 +97,7 @@ def _tiny_rig_loaded():
 def test_a_short_live_run_on_a_picture_reports_its_scene(tmp_path) -> None:
     from clients.bench_latency import TARGETS, run_one
     from clients.latency_report import print_table, write_plots
-    from realtime.scene.picture_scene import picture_scene
+    from realtime.scene.picture.scene import picture_scene
 
     rng = np.random.default_rng(0)
     picture = cv2.GaussianBlur(rng.integers(40, 220, (128, 192, 3), dtype=np.uint8), (0, 0), 2)

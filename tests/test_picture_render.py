@@ -1,4 +1,4 @@
-"""realtime.scene.picture_render on real photos (matplotlib's Grace Hopper, scikit-image's astronaut) and a
+"""realtime.scene.picture.render on real photos (matplotlib's Grace Hopper, scikit-image's astronaut) and a
 flat drawing: rest is the picture, nothing outside the face regions changes, and the face mesh reads the
 mouth open, the eyes shut and the brows raised on what it draws."""
 
@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.scene.face_rig import FaceLandmarks, Rig
-from realtime.scene.picture_render import PictureRenderer
+from realtime.scene.picture.render import PictureRenderer
+from realtime.scene.picture.rig import FaceLandmarks, Rig
 
 mp = pytest.importorskip("mediapipe")
 skimage_data = pytest.importorskip("skimage.data")

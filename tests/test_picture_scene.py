@@ -22,11 +22,11 @@ from aiohttp import web
 from PIL import Image
 
 from realtime.errors import SceneError
-from realtime.scene import landmarks
-from realtime.scene.face_rig import FaceLandmarks
-from realtime.scene.picture_args import face_boxes, parse_face
-from realtime.scene.picture_reader import read_picture
-from realtime.scene.picture_scene import picture_scene
+from realtime.scene.picture import landmarks
+from realtime.scene.picture.args import face_boxes, parse_face
+from realtime.scene.picture.reader import read_picture
+from realtime.scene.picture.rig import FaceLandmarks
+from realtime.scene.picture.scene import picture_scene
 from realtime.scene.scenes import BUNDLED_SCENES, Scene, avatar_scene, bundled_scene_names, load_scene
 from realtime.server.rooms import RoomRequestError, build_room, parse_room_request
 

@@ -163,7 +163,7 @@ def test_world_scenes_become_pictures_for_a_rig_model_and_render_at_the_canvas_s
     out = render_audio(loaded, scene, tracks, SamplingOptions(steps=1, window=0))
     assert out.frames.shape[1:] == (WORLD_CANVAS, WORLD_CANVAS, 3)
     # silence: every frame is the picture outside the faces' regions
-    from realtime.scene.picture_render import PictureRenderer
+    from realtime.scene.picture.render import PictureRenderer
 
     keep = np.ones((WORLD_CANVAS, WORLD_CANVAS), bool)
     for x0, y0, x1, y1 in PictureRenderer(shown.background, shown.faces).face_regions():

@@ -1,4 +1,4 @@
-"""Picture renderer benchmark: ms per frame of realtime.scene.picture_render on one OpenCV thread.
+"""Picture renderer benchmark: ms per frame of realtime.scene.picture.render on one OpenCV thread.
 
 Scenes are built from the photos bundled with scikit-image and matplotlib, with face landmarks measured
 once by the face mesh (constants below, so the benchmark needs no mediapipe): 512x512 with two faces (the
@@ -22,8 +22,8 @@ import numpy as np
 
 from realtime.bench.machine import PROVENANCE_KEY, command_line, provenance
 from realtime.errors import BYAError
-from realtime.scene.face_rig import FaceLandmarks, Rig
-from realtime.scene.picture_render import PictureRenderer
+from realtime.scene.picture.render import PictureRenderer
+from realtime.scene.picture.rig import FaceLandmarks, Rig
 
 # face mesh (mediapipe 0.10.21, static mode, refined) on the original photos: points 61/291 corners,
 # 13/14 inner lips, 0/17 outer lips, 152 chin, 468/473 irises; box = the mesh's extent

@@ -19,11 +19,11 @@ import numpy as np
 
 from realtime.errors import SceneError
 from realtime.media import MAX_CHARACTERS
-from realtime.scene.picture_reader import read_picture, resize_to
+from realtime.scene.picture.reader import read_picture, resize_to
 from realtime.scene.scene import Scene
 from realtime.scene.scenes import BUNDLED_SCENES, PHOTO_ONLY_NOTE
 
-# each portrait's face centre, as a share of its width (where realtime.scene.landmarks finds it): a crop
+# each portrait's face centre, as a share of its width (where realtime.scene.picture.landmarks finds it): a crop
 # centred here keeps the whole head in a half-width column
 FACE_CENTRE_X = {"astronaut": 0.44, "grace_hopper": 0.52}
 SIDE_BLUR_SIGMA = 24.0  # px at 720p: the stretched sides read as a soft backdrop, nothing in them a face
@@ -74,7 +74,7 @@ BENCH_SCENES = tuple(PICTURES)
 
 def bench_scene(name: str, size: int) -> Scene:
     """The benchmark picture scene `name` (one of BENCH_SCENES) for a model of `size` px frames."""
-    from realtime.scene.picture_scene import picture_scene
+    from realtime.scene.picture.scene import picture_scene
 
     if name not in PICTURES:
         raise SceneError(f"bench scene {name!r}: expected one of {', '.join(BENCH_SCENES)}")

@@ -4,7 +4,7 @@ A frame is a (C, h, w) map at latent resolution over the model's square. Inside 
 region every cell holds that character's pose values (mouth openness and width, speech energy, brow,
 speaking), outside it zero; channel 0 says where heads are (1 inside). The field carries no pixels, so the
 same generator drives any picture: a renderer reads each face's values back (`read_rig`) and moves the
-user's own picture (realtime.scene.picture_render) or draws the cartoon world at any size. The MM-DiT and
+user's own picture (realtime.scene.picture.render) or draws the cartoon world at any size. The MM-DiT and
 its Embedding Router are unchanged: the router still decides which region follows which voice.
 """
 

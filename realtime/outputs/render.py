@@ -28,7 +28,7 @@ from realtime.errors import (
     SceneError,
 )
 from realtime.media import AUDIO_SAMPLE_RATE, MAX_CHARACTERS, SAMPLES_PER_FRAME, VIDEO_FPS
-from realtime.scene.picture_args import add_picture_arguments, check_picture_arguments
+from realtime.scene.picture.args import add_picture_arguments, check_picture_arguments
 from realtime.scene.scenes import PHOTO_ONLY_NOTE, Scene
 from realtime.stream.options import SamplingOptions
 from realtime.stream.rig_codec import scene_for_model

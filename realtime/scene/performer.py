@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from realtime.media import VIDEO_FPS
-from realtime.scene.face_rig import Rig
+from realtime.scene.picture.rig import Rig
 
 BLINK_INTERVAL_S = (2.0, 6.0)  # seconds between blinks
 BLINK_PROFILE = (0.35, 0.0, 0.1, 0.6)  # eye openness over a blink's frames

@@ -2,7 +2,7 @@
 
 The model's reference frame and where each character is in it, their names, the canvas the frames are
 composited on, and for a picture its faces' landmarks. realtime.scene.scenes makes world and file
-scenes and dispatches `--scene`; realtime.scene.picture_scene makes picture scenes.
+scenes and dispatches `--scene`; realtime.scene.picture.scene makes picture scenes.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 from realtime.engine.compositor import Region
 from realtime.errors import SceneError
 from realtime.media import MAX_CHARACTERS, MIN_CHARACTERS
-from realtime.scene.face_rig import FaceLandmarks
+from realtime.scene.picture.rig import FaceLandmarks
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ names, and the canvas the generated frames are composited on.
 Three sources. A built-in seeded world scene (1-4 cartoon characters: what the shipped model animates).
 A scene JSON file in the world's own schema, any field left out filled from a seeded world scene, so
 users design their own cast (docs/scenes.md). A user's picture (photo or drawing) whose faces are found
-offline or given: realtime.scene.picture_scene builds those, the canvas the picture at its own size.
+offline or given: realtime.scene.picture.scene builds those, the canvas the picture at its own size.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 
 from realtime.errors import SceneError
 from realtime.media import DEFAULT_FRAME_SIZE, MAX_CHARACTERS, MIN_CHARACTERS, SAMPLES_PER_FRAME
-from realtime.scene.picture_reader import PICTURE_SUFFIXES
+from realtime.scene.picture.reader import PICTURE_SUFFIXES
 from realtime.scene.scene import Scene as Scene  # defined apart so picture scenes can build one
 
 BUNDLED_SCENES = Path(__file__).parent / "bundled"  # `--scene NAME` finds NAME.json (or .jpg, .png) here
@@ -120,7 +120,7 @@ def read_scene_file(
 ) -> Scene:
     """Load a scene JSON file (docs/scenes.md): the world's schema, or a picture and its faces. `boxes`
     and `max_faces` choose a picture file's faces as for a picture."""
-    from realtime.scene.picture_scene import is_picture_file, picture_file_scene
+    from realtime.scene.picture.scene import is_picture_file, picture_file_scene
 
     path = Path(path)
     if not path.is_file():
@@ -148,7 +148,7 @@ def read_scene_file(
         raise type(exc)(f"scene file {path}: {exc}") from exc
 
 
-# -- picture scenes (realtime.scene.picture_scene) ---------------------------------------------------------
+# -- picture scenes (realtime.scene.picture.scene) ---------------------------------------------------------
 def photo_scene(
     photo: str | Path | np.ndarray,
     boxes: Any = None,  # 1-4 face boxes [x0, y0, x1, y1] in the picture's pixels, in character order
@@ -156,8 +156,8 @@ def photo_scene(
     size: int = DEFAULT_FRAME_SIZE,
     max_faces: int = MAX_CHARACTERS,
 ) -> Scene:
-    """A user's photo or drawing as a scene (realtime.scene.picture_scene.picture_scene)."""
-    from realtime.scene.picture_scene import picture_scene
+    """A user's photo or drawing as a scene (realtime.scene.picture.scene.picture_scene)."""
+    from realtime.scene.picture.scene import picture_scene
 
     return picture_scene(photo, boxes, names, size, max_faces)
 
@@ -166,8 +166,8 @@ def avatar_scene(
     pictures: list[str | Path], names: list[str] | None = None, size: int = DEFAULT_FRAME_SIZE
 ) -> Scene:
     """1-4 pictures (paths, or bundled pictures' names) side by side, one face each, in order
-    (realtime.scene.picture_scene.avatar_scene)."""
-    from realtime.scene.picture_scene import avatar_scene as side_by_side
+    (realtime.scene.picture.scene.avatar_scene)."""
+    from realtime.scene.picture.scene import avatar_scene as side_by_side
 
     return side_by_side([_picture_path(p) for p in pictures], names, size)
 

@@ -18,7 +18,7 @@ import sys
 from realtime.audio.binding import add_guidance_argument, add_isolation_argument, add_motion_argument
 from realtime.engine.threads import live_threads, set_threads
 from realtime.media import DIARIZER_LOOKAHEAD_MS, MAX_CHARACTERS, MIN_CHARACTERS
-from realtime.scene.picture_args import add_picture_arguments, check_picture_arguments
+from realtime.scene.picture.args import add_picture_arguments, check_picture_arguments
 from realtime.server.http_guard import GuardConfig, ServerConfigError, is_loopback
 from realtime.stream.options import SamplingOptions
 

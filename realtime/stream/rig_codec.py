@@ -4,7 +4,7 @@ A latent model's session decodes latents with the frame autoencoder into 128 px 
 session (output="rig") decodes with a `RigCodec` made for its scene instead: it reads each character's
 values back from the generated field over that character's region, lets the performer add blinks and head
 motion, and moves the pixels of the scene itself:
-- a picture scene (scene.faces: a photo or a drawing): realtime.scene.picture_render warps the picture;
+- a picture scene (scene.faces: a photo or a drawing): realtime.scene.picture.render warps the picture;
 - a world scene (scene.description: the cartoon world): the cartoon renderer draws its characters with
   those mouths, brows and heads, at the canvas size (sharp at any size, nothing decoded).
 The frames it returns are the whole canvas; the compositor passes them through.
@@ -51,7 +51,7 @@ class RigCodec:
         self.masks = latent_masks(scene.masks, cfg.latent_size)
         self.canvas = scene.background
         if scene.faces:
-            from realtime.scene.picture_render import PictureRenderer
+            from realtime.scene.picture.render import PictureRenderer
 
             self.renderer = PictureRenderer(scene.background, scene.faces)
             self.mode = "picture"
@@ -86,7 +86,7 @@ class RigCodec:
             return self.renderer.render(rigs)
         # faces whose regions overlap: each moved on its own, and each pixel taken from the face it shows
         # (a face half behind another must not drag the nearer one's pixels with its mouth)
-        from realtime.scene.face_rig import Rig
+        from realtime.scene.picture.rig import Rig
 
         owners = self.scene.owners
         out = self.renderer.render([Rig()] * len(rigs))

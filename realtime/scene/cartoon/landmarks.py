@@ -1,7 +1,7 @@
 """The cartoon world as a picture: a world scene drawn once at rest at any size, with every face's parts
 where the drawing code put them.
 
-A rig model animates a picture (realtime.scene.picture_render); for the world's own scenes the picture is
+A rig model animates a picture (realtime.scene.picture.render); for the world's own scenes the picture is
 the scene's first frame drawn at the canvas size, and the landmarks come from the same geometry that
 drew it (realtime.scene.cartoon.shapes), so nothing has to be detected.
 """
@@ -14,7 +14,7 @@ import numpy as np
 
 from realtime.model.rig_field import ellipse_masks
 from realtime.scene.cartoon import shapes
-from realtime.scene.face_rig import FaceLandmarks
+from realtime.scene.picture.rig import FaceLandmarks
 from realtime.scene.scene import Scene
 
 EYE_HALF_HEIGHT = 0.05  # head heights per unit eye size: about the drawn eye white's half height (shapes.py)

@@ -1,4 +1,4 @@
-"""Finds faces in a user's photo, offline: the fallback of realtime.scene.landmarks without MediaPipe.
+"""Finds faces in a user's photo, offline: the fallback of realtime.scene.picture.landmarks without MediaPipe.
 
 OpenCV's Haar cascade (frontal faces) ships inside `opencv-python-headless<5` and needs no download; it is
 an optional dependency (`pip install '.[photo]'`), imported only when a photo scene asks for it. Boxes can

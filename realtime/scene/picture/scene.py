@@ -1,6 +1,6 @@
 """Picture scenes: a user's photo or drawing (PNG or JPEG) becomes the canvas, at its own size.
 
-Its faces (found offline by realtime.scene.landmarks, given as boxes with `--face`, or given point by point
+Its faces (found offline by realtime.scene.picture.landmarks, given as boxes with `--face`, or given point by point
 in a scene file) become the characters, ordered left to right, each with the FaceLandmarks the picture
 renderer moves. Several pictures (`--avatar A.png --avatar B.png`) are set side by side into one canvas,
 one face each. Every bad input stops with one SceneError line; what was adjusted (a picture scaled down,
@@ -17,8 +17,8 @@ import numpy as np
 
 from realtime.errors import SceneError
 from realtime.media import DEFAULT_FRAME_SIZE, MAX_CHARACTERS, MIN_CHARACTERS
-from realtime.scene.face_rig import FaceLandmarks
-from realtime.scene.picture_reader import MAX_CANVAS, PICTURE_SUFFIXES, read_picture, resize_to
+from realtime.scene.picture.reader import MAX_CANVAS, PICTURE_SUFFIXES, read_picture, resize_to
+from realtime.scene.picture.rig import FaceLandmarks
 from realtime.scene.scene import Scene
 
 HEAD_FROM_FACE = (0.45, 0.6, 0.35)  # a face box grows by these fractions (sides, top, bottom) into a head
@@ -86,7 +86,7 @@ def _find_faces(
     canvas: np.ndarray, max_faces: int, label: str, notes: list[str], avatar: bool = False
 ) -> np.ndarray:
     """The `max_faces` largest faces' boxes in canvas pixels, left to right; SceneError where there is none."""
-    from realtime.scene.landmarks import detect_faces, mesh_problem
+    from realtime.scene.picture.landmarks import detect_faces, mesh_problem
 
     boxes = detect_faces(canvas)
     if not len(boxes):
@@ -232,7 +232,7 @@ def _faces_scene(
     max_faces: int,
     require_mouths: bool,
 ) -> Scene:
-    from realtime.scene.landmarks import face_landmarks, given_landmarks
+    from realtime.scene.picture.landmarks import face_landmarks, given_landmarks
 
     ch, cw = canvas.shape[:2]
     scaled = max(w, h) > MAX_CANVAS
@@ -262,7 +262,7 @@ def avatar_scene(
 ) -> Scene:
     """1-4 pictures side by side in one canvas, each scaled to a common height (the smallest one's, lowered
     until the row fits MAX_CANVAS px), the largest face of each a character, in the order given."""
-    from realtime.scene.landmarks import face_landmarks
+    from realtime.scene.picture.landmarks import face_landmarks
 
     if not MIN_CHARACTERS <= len(pictures) <= MAX_CHARACTERS:
         raise SceneError(f"--avatar: give {MIN_CHARACTERS}-{MAX_CHARACTERS} pictures, got {len(pictures)}")

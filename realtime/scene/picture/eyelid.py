@@ -2,7 +2,7 @@
 down from the upper lid's edge to the moving lid edge, with a dark lash line along that edge.
 
 The eye itself does not move (an eyeball stays while the lid covers it); the lid's skin above the eye
-drops a little by the warp in realtime.scene.picture_fields. Works the same on drawings: the fill is the
+drops a little by the warp in realtime.scene.picture.fields. Works the same on drawings: the fill is the
 flat colour above the drawn eye and the lash line the darkest colour of its outline.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from realtime.scene.picture_fields import EyeFrame
+from realtime.scene.picture.fields import EyeFrame
 
 SKIN_ABOVE = (
     0.25,

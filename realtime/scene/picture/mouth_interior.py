@@ -1,7 +1,7 @@
 """What shows between parted lips: a procedural mouth (cavity, upper teeth, tongue) tinted from the face's
 own lip and skin colours, or the pixels of a picture of the same face with its mouth open.
 
-realtime.scene.picture_render finds the gap (where both lips' sources cross the line where they meet) and
+realtime.scene.picture.render finds the gap (where both lips' sources cross the line where they meet) and
 each gap pixel's place in it; this module only colours those pixels. Everything is plain float32 numpy
 on the mouth's small box, so it costs a fraction of a millisecond per face.
 """
@@ -24,7 +24,7 @@ class Palette:
     cavity: np.ndarray  # (3,) the throat's darkest tone: the lips' colour, deep in shadow
     tongue: np.ndarray  # (3,)
     teeth: np.ndarray  # (3,)
-    skin: np.ndarray  # (3,) the cheeks' (realtime.scene.eyelid seeks the lids' colour nearest it)
+    skin: np.ndarray  # (3,) the cheeks' (realtime.scene.picture.eyelid seeks the lids' colour nearest it)
 
     @staticmethod
     def sample(picture: np.ndarray, lip_at: np.ndarray, skin_at: list[np.ndarray], radius: int) -> Palette:

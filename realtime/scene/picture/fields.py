@@ -2,7 +2,7 @@
 
 Each field is a backward displacement (output pixel -> where in the picture it samples, minus the output
 pixel) for one unit of one rig value, stored on the tight sub-box of the face crop where it is non-zero.
-realtime.scene.picture_render sums them, scaled by a frame's rig values, into one cv2.remap per face. All
+realtime.scene.picture.render sums them, scaled by a frame's rig values, into one cv2.remap per face. All
 shapes come from landmarks (no photo statistics), so drawings move the same way photos do.
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from realtime.scene.face_rig import FaceLandmarks
+from realtime.scene.picture.rig import FaceLandmarks
 
 JAW_DROP = 0.16  # face heights the lower lip moves down at openness 1 (a fully dropped jaw)
 CHIN_SHARE = 0.75  # of the lower lip's drop, the chin's: the jaw drops, the lip is pulled down further
@@ -136,7 +136,7 @@ def mouth_fields(frame: MouthFrame, lm: FaceLandmarks, x: np.ndarray, y: np.ndar
     lower_side = v >= split
     # across the face: the chin and the lips move fully, the jaw line by the ears hardly (the jaw hinges there)
     lateral = 1.0 - smoothstep(1.1 * hw, max(frame.jaw_half_width, 1.3 * hw), np.abs(u))
-    # the chin slides over the neck, which stays (realtime.scene.picture_render shows the neck wherever
+    # the chin slides over the neck, which stays (realtime.scene.picture.render shows the neck wherever
     # the jaw's source falls outside the jaw line): nothing below the lowest the chin can reach needs a field
     below = v <= frame.jaw_line(u) + JAW_DROP * fh + 4
     lens = frame.lens(u)
@@ -209,7 +209,7 @@ def eye_fields(lm: FaceLandmarks, x: np.ndarray, y: np.ndarray) -> tuple[np.ndar
         u, v = eye.uv(x, y)
         eh = eye.height
         # the skin above the eye follows the closing lid a little (its crease drops); the eye itself does
-        # not move: realtime.scene.eyelid paints the lid over it
+        # not move: realtime.scene.picture.eyelid paints the lid over it
         top = eye.upper_lid(u)
         w = LID_SAG * eh * eye.opening(u) * smoothstep(top - 1.3 * eh, top, v) * (v < top)
         lid -= np.stack([w * eye.down[0], w * eye.down[1]])

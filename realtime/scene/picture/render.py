@@ -1,12 +1,12 @@
 """Animate the faces of a user's picture (photo or drawing) at its own size, in real time on a CPU: motion
 from the model, pixels from the picture (issue 20 §2).
 
-Per face, __init__ prepares unit displacement fields on a crop around the head (realtime.scene.picture_face,
-from realtime.scene.picture_fields: jaw, upper lip, mouth corners, lids, brows, and a feathered similarity
+Per face, __init__ prepares unit displacement fields on a crop around the head (realtime.scene.picture.face,
+from realtime.scene.picture.fields: jaw, upper lip, mouth corners, lids, brows, and a feathered similarity
 for the head). A frame sums them,
 scaled by that face's Rig, into one cv2.remap of the crop, paints the gap between the parted lips
-(realtime.scene.mouth_interior, or the mouth of an `interior` picture) and the closing lids
-(realtime.scene.eyelid), then moves the head with a second remap. Pixels outside face_regions() are the
+(realtime.scene.picture.mouth_interior, or the mouth of an `interior` picture) and the closing lids
+(realtime.scene.picture.eyelid), then moves the head with a second remap. Pixels outside face_regions() are the
 picture's, bit for bit; a rest Rig draws the picture itself.
 
 A picture whose mouth is already open (FaceLandmarks.mouth_open_at_rest) is animated around it, not
@@ -22,15 +22,15 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from realtime.scene.face_rig import FaceLandmarks, Rig
-from realtime.scene.mouth_interior import procedural
-from realtime.scene.picture_face import PreparedFace, nonzero_box, prepare_face
-from realtime.scene.picture_fields import (
+from realtime.scene.picture.face import PreparedFace, nonzero_box, prepare_face
+from realtime.scene.picture.fields import (
     CORNER_DRAG,
     CORNER_SPREAD,
     JAW_DROP,
     UPPER_LIP_RISE,
 )
+from realtime.scene.picture.mouth_interior import procedural
+from realtime.scene.picture.rig import FaceLandmarks, Rig
 
 ROUND_DEPTH = 0.8  # width 0 pulls each corner in by this share of CORNER_SPREAD (rounding narrows less)
 

@@ -3,7 +3,7 @@
 `FaceLandmarks` is a face of a user's picture, found once when the scene is made (face mesh, the face box
 alone, or points a scene file gives). `Rig` is one face's pose in one frame: what the generator's rig field
 says (mouth, brows, speech energy) plus the liveliness the performer adds (blinks, head motion). The
-picture renderer (realtime.scene.picture_render) turns a picture, its faces and one Rig per face into a
+picture renderer (realtime.scene.picture.render) turns a picture, its faces and one Rig per face into a
 frame at the picture's own size.
 """
 

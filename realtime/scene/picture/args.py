@@ -1,6 +1,6 @@
 """The `--face` and `--avatar` flags that `bya render` and `bya serve` share, and their checking.
 
-Kept apart from realtime.scene.picture_scene so that adding the flags imports nothing heavy (`bya --help`
+Kept apart from realtime.scene.picture.scene so that adding the flags imports nothing heavy (`bya --help`
 stays instant). A bad value ends as one SceneError line and exit status 2, like every other bad input.
 """
 

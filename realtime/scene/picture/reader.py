@@ -2,7 +2,7 @@
 
 Every way a file can be wrong stops with one SceneError line naming it: missing, not an image, another
 format, over MAX_MEGAPIXELS (read from the header, before anything is decoded), corrupt or truncated.
-realtime.scene.picture_scene builds scenes on what this returns.
+realtime.scene.picture.scene builds scenes on what this returns.
 """
 
 from __future__ import annotations
