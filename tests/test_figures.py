@@ -14,7 +14,7 @@ from realtime.bench.all import STEPS, commands, lookup
 from realtime.bench.machine import PROVENANCE_KEY, command_line, provenance
 from realtime.cli import main
 from realtime.model.default_model import default_steps, default_window
-from realtime.model.spec import SHIPPED, SPECS, file_sha256
+from realtime.model.spec import PICTURES, SHIPPED, SPECS, file_sha256
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "docs" / "bench"
@@ -149,10 +149,17 @@ def test_bench_all_quick_dry_run_lists_shorter_runs_of_the_shipped_settings(caps
         ["bench", "load"],
         ["bench", "batching"],
         ["bench", "contention"],
+        ["bench", "pictures"],  # the picture steps name the rig model: pictures are always its
+        ["model", "eval"],
+        ["bench", "stream"],
+        ["bench", "latency"],
     ]
+    rig = str(PICTURES.generator_path)
     for argv in runs:
         _check_model_settings(argv)
-        assert "--extended" not in argv and "--checkpoint" not in argv and "--model" not in argv
+        assert "--extended" not in argv
+        named = [argv[i + 1] for i, a in enumerate(argv) if a in ("--model", "--checkpoint")]
+        assert named in ([], [rig]), argv  # the shipped default's settings, or the picture model's
         assert Path(argv[argv.index("--out") + 1]).parent == tmp_path
     latency = next(r for r in runs if r[:2] == ["bench", "latency"])
     assert latency[latency.index("--characters") + 1] == "2"
@@ -162,7 +169,7 @@ def test_bench_all_quick_dry_run_lists_shorter_runs_of_the_shipped_settings(caps
 def test_bench_all_in_full_runs_the_extended_eval_the_teacher_and_drift(capsys) -> None:
     runs = _dry_run(capsys)
     assert ["bench", "drift", "--out", "docs/bench/drift_10min.json"] in runs
-    assert sum(r[:3] == ["model", "eval", "--extended"] for r in runs) == 3
+    assert sum(r[:3] == ["model", "eval", "--extended"] for r in runs) == 4  # + the rig model on the world
     for argv in runs:
         _check_model_settings(argv)
     assert len(commands(False, Path("x"))) == len(STEPS)

@@ -101,7 +101,10 @@ def test_render_rejects_bad_input_with_one_line(wavs, tmp_path: Path, capsys) ->
             r"characters[0].skin: expected 3 integers",
         ),
         (["--audio", a0, "--scene", "nowhere", "--out", out, *model], "bundled scene"),
-        (["--audio", a0, "--scene", PHOTO, "--face", "150,100,370,330", "--out", out], PHOTO_ONLY_NOTE),
+        (
+            ["--audio", a0, "--scene", PHOTO, "--face", "150,100,370,330", "--out", out, *model],
+            PHOTO_ONLY_NOTE,
+        ),
         (["--audio", a0, "--out", out, "--model", str(tmp_path / "none.safetensors")], "not found"),
     ]
     for argv, expected in cases:
@@ -127,3 +130,17 @@ def test_render_from_one_mixed_stream(tmp_path: Path) -> None:
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["frames"] == 30 and len(meta["characters"]) == 2
     assert meta["binding"] == [{"mix": str(mix), "speaker": k, "character": k} for k in range(2)]
+
+
+def test_render_of_a_picture_takes_the_rig_model_and_keeps_the_picture_size(
+    wavs, tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "duo.mp4"
+    argv = ["render", "--scene", "duo", "--audio", str(wavs[0]), "--audio", str(wavs[1]), "--out", str(out)]
+    assert main(argv) == 0  # no --model: a picture gets the shipped rig model
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert (meta["width"], meta["height"]) == (512, 320) and meta["model"].endswith("rig-s.safetensors")
+    assert meta["scene"]["source"] == "photo"
+    with av.open(str(out)) as container:
+        first = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    assert first.shape == (320, 512, 3)

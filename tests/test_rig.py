@@ -169,3 +169,30 @@ def test_world_scenes_become_pictures_for_a_rig_model_and_render_at_the_canvas_s
     for x0, y0, x1, y1 in PictureRenderer(shown.background, shown.faces).face_regions():
         keep[y0:y1, x0:x1] = False
     assert (out.frames[:, keep] == shown.background[keep]).all()
+
+
+def test_pictures_get_the_rig_model_unless_one_was_chosen():
+    from pathlib import Path
+
+    from realtime.model.default_model import LoadedModel, model_for_scene
+    from realtime.model.spec import PICTURES
+    from realtime.scene.scenes import default_scene, load_scene
+
+    latent = LoadedModel(Generator(GENERATOR_CONFIGS["tiny"]), None, 1, Path("latent.safetensors"))
+    world = default_scene(2, seed=0, size=128)
+    assert model_for_scene(latent, world, chosen=False) is latent
+    picture = load_scene("duo", 2, 0, 128)
+    assert model_for_scene(latent, picture, chosen=True) is latent  # the user's choice stands
+    if PICTURES.generator_path.is_file():
+        got = model_for_scene(latent, picture, chosen=False)
+        assert got.generator.cfg.output == "rig" and got.path == PICTURES.generator_path
+
+
+def test_composite_pastes_what_lies_on_the_canvas_of_a_square_reaching_past_it():
+    from realtime.engine.compositor import composite
+
+    bg = np.zeros((40, 100, 3), np.uint8)
+    frame = np.full((60, 60, 3), 200, np.uint8)
+    out = composite(bg, frame, (20, -10, 80, 50))
+    assert out.shape == bg.shape
+    assert (out[:, 20:80] == 200).all() and (out[:, :20] == 0).all() and (out[:, 80:] == 0).all()

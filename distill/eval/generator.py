@@ -103,6 +103,17 @@ def _session_inputs(loaded: LoadedModel, clip) -> tuple:
     return codec, codec.scene.reference, codec.scene.masks
 
 
+def _shown(decoder, frames: int) -> np.ndarray | None:
+    """(T, N, H, W) what of each character a rig model's video shows (its cast stays as drawn at rest);
+    None for a latent model (the harness then reads mouths where the world's render shows them)."""
+    owners = getattr(getattr(decoder, "scene", None), "owners", None)
+    if owners is None:
+        return None
+    n = decoder.scene.n_characters
+    one_hot = (owners[None] == np.arange(n)[:, None, None]).astype(np.float32)
+    return np.broadcast_to(one_hot[None], (frames, *one_hot.shape))
+
+
 def _codec(loaded: LoadedModel, clip):
     """What a session of this model decodes a clip's scene with: the autoencoder, or for a rig model the
     codec that moves the clip's own cartoon cast, drawn once at rest, as a picture."""
@@ -142,9 +153,10 @@ def evaluate_checkpoint(
         if track:
             standing = render_standing(clip.scene, clip.n_frames, clip.size, fps=clip.dialogue.fps)
             poses = (standing.frames, standing.masks)
+        inputs = _session_inputs(loaded, clip)
         out = generate(
             model,
-            *_session_inputs(loaded, clip),
+            *inputs,
             clip.dialogue.audio,
             options=options.replace(seed=seed),
             poses=poses,
@@ -154,6 +166,7 @@ def evaluate_checkpoint(
         cut = truncate(clip, t)
         # generated characters cannot know the world's random drift: read mouths where they are
         held = None if poses is None else poses[1][:t]
+        shown = _shown(inputs[0], t)
         rep = evaluate(
             out.frames,
             cut,
@@ -161,9 +174,15 @@ def evaluate_checkpoint(
             reader=reader,
             mouths="tracked",
             track_masks=held,
+            shown=shown,
         )
         refined = evaluate(
-            out.frames, cut, masks=upsample_masks(out.refined, clip.size), reader=reader, mouths="tracked"
+            out.frames,
+            cut,
+            masks=upsample_masks(out.refined, clip.size),
+            reader=reader,
+            mouths="tracked",
+            shown=shown,
         )
         rows.append(
             {
@@ -188,7 +207,7 @@ def evaluate_checkpoint(
                 options=options.replace(seed=seed),
                 poses=poses,
             )
-            srep = evaluate(swapped.frames, cut, reader=reader, mouths="tracked")
+            srep = evaluate(swapped.frames, cut, reader=reader, mouths="tracked", shown=shown)
             rebind.append({"seed": seed, "bound": _row(rep), "swapped": _row(srep)})
     wall = time.perf_counter() - start
     summary = _summary(rows)

@@ -121,8 +121,14 @@ def evaluate(
     max_lag: int = DEFAULT_MAX_LAG,
     mouths: str = "truth",
     track_masks: np.ndarray | None = None,
+    shown: np.ndarray | None = None,
 ) -> dict:
     """Score a (T, H, W, 3) uint8 video of `clip`'s scene; `masks` (T, N, H, W) are router masks.
+
+    `shown` (T, N, H, W): what of each character this video shows, where the video's own layout is known
+    and differs from the world's (a rig model moves the cast as drawn at rest: a character the world's
+    drift later brings out from behind another stays behind it). A mouth is read only where it shows;
+    by default where the world's render shows it.
 
     `mouths`: where mouths are read. "truth": the world's mouth boxes (a video that follows the ground
     truth's motion: renders, teacher-forced output); "tracked": each face followed through this video
@@ -149,7 +155,10 @@ def evaluate(
         else track_mouths(frames, r.frames[0], r.mouth_boxes[0], r.masks[0])
     )
     read = reader.read(frames, boxes)  # (N, T)
-    visible = mouth_visibility(r.masks, r.mouth_boxes) >= VISIBLE_MIN  # occluded mouths carry no signal
+    if shown is None:
+        visible = mouth_visibility(r.masks, r.mouth_boxes) >= VISIBLE_MIN  # occluded mouths carry no signal
+    else:
+        visible = mouth_visibility(shown, boxes) >= VISIBLE_MIN
     sync = lip_sync(read, d.openness, max_lag=max_lag, valid=visible)
     motion = mouth_motion(read, d.openness, valid=visible)
     activity = mouth_activity(read)

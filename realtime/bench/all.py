@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from realtime.errors import BYAError
-from realtime.model.spec import SHIPPED, SPECS, TEACHER, file_sha256
+from realtime.model.spec import PICTURES, SHIPPED, SPECS, TEACHER, file_sha256
 
 DEFAULT_OUT = "docs/bench"  # where the published figures live
 QUICK_OUT = "out/bench-quick"  # a --quick run's default: its shorter runs must not replace the published ones
@@ -40,6 +40,7 @@ class Step:
 
 
 _TEACHER = str(TEACHER.generator_path)
+_RIG = str(PICTURES.generator_path)
 _EVAL_QUICK = ("--clips", "3", "--seconds", "4")  # 3 held-out dialogues (2, 3, 4 characters) of 4 s
 
 STEPS: tuple[Step, ...] = (
@@ -113,6 +114,66 @@ STEPS: tuple[Step, ...] = (
         ("bench", "drift"),
         None,
         ("bg PSNR change dB, first->last minute", "psnr_change_db"),
+    ),
+    # pictures: the rig model (PICTURES), which animates them whatever the default is
+    Step(
+        "pictures",
+        "pictures_cpu.json",
+        ("bench", "pictures", "--model", _RIG),
+        ("bench", "pictures", "--model", _RIG, "--only", "1,4"),
+        ("AUC own, duo photo face 0", "cases[0].faces[0].auc_own"),
+    ),
+    Step(
+        "eval rig",
+        "eval_rig.json",
+        ("model", "eval", "--extended", "--checkpoint", _RIG),
+        ("model", "eval", *_EVAL_QUICK, "--checkpoint", _RIG),
+        ("lip-sync r", "summary.lip_sync_r_mean"),
+    ),
+    Step(
+        "stream pictures",
+        "stream_cpu_pictures.json",
+        ("bench", "stream", "--model", _RIG, "--scene", "photo-512", "--scene", "photo-720p"),
+        (
+            "bench",
+            "stream",
+            "--model",
+            _RIG,
+            "--scene",
+            "photo-512",
+            "--seconds",
+            "10",
+            "--teacher-seconds",
+            "2",
+        ),
+        ("photo-512 fps", "scenes[scene=photo-512].frames_per_second"),
+    ),
+    Step(
+        "latency pictures",
+        "latency_cpu_pictures.json",
+        (
+            "bench",
+            "latency",
+            "--model",
+            _RIG,
+            "--characters",
+            "--scene",
+            "photo-512",
+            "--scene",
+            "photo-720p",
+        ),
+        ("bench", "latency", "--model", _RIG, "--characters", "--scene", "photo-512", "--onsets", "5"),
+        (
+            "photo-512 glass-to-glass p50 ms, ONNX",
+            "scene_runs[scene=photo-512,backend=onnx].glass_to_glass_ms.p50",
+        ),
+    ),
+    Step(
+        "drift photo",
+        "drift_10min_photo512.json",
+        ("bench", "drift", "--model", _RIG, "--scene", "photo-512"),
+        None,
+        ("PSNR change outside the faces, first->last minute", "psnr_change_db"),
     ),
 )
 

@@ -272,7 +272,7 @@ def run_case(loaded, case: Case, options, seed: int) -> dict:
     elif case.voices == "flite":
         audio = clean = flite_tracks(case.faces, 3, seed)
     else:
-        audio = clean = espeak_tracks(case.faces, 16.0, seed)
+        audio = clean = espeak_tracks(case.faces, 16.0, EVAL_SEED + seed)
     codec = session_codec(loaded, scene, seed=seed)
     t0 = time.perf_counter()
     out = generate(loaded.generator, codec, scene.reference, scene.masks, audio, options=options)
@@ -343,7 +343,9 @@ def bench_command(args: argparse.Namespace) -> int:
     report = {
         "benchmark": "pictures",
         "cases": results,
-        "provenance": provenance([loaded.path], command_line(args, "bench pictures")),
+        "provenance": provenance(
+            [loaded.path, loaded.autoencoder_path], command_line(args, "bench pictures")
+        ),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1))

@@ -26,7 +26,9 @@ def composite(background: np.ndarray, frame: np.ndarray, region: Region) -> np.n
         t = F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
         frame = t[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
     out = background.copy()
-    out[y0:y1, x0:x1] = frame
+    bh, bw = background.shape[:2]  # a picture's square may reach past the canvas: paste what lies on it
+    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, bw), min(y1, bh)
+    out[cy0:cy1, cx0:cx1] = frame[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
     return out
 
 

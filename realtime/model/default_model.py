@@ -10,6 +10,7 @@ the one place that decides what "the shipped model" means.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from realtime.errors import CheckpointError
 from realtime.model.autoencoder import FrameAutoencoder, load_autoencoder
 from realtime.model.checkpoint import load_generator
 from realtime.model.generator import Generator
-from realtime.model.spec import SHIPPED, check_autoencoder
+from realtime.model.spec import PICTURES, SHIPPED, check_autoencoder
 from realtime.model.spec import TEACHER as TEACHER_SPEC
 
 STUDENT = SHIPPED.generator_path
@@ -137,3 +138,19 @@ def load_model(
         audio_guidance=default_audio_guidance(path),
         autoencoder_path=ae_path,
     )
+
+
+def model_for_scene(loaded: LoadedModel, scene, chosen: bool) -> LoadedModel:
+    """The model a scene is animated with: `loaded`, unless it is a latent model, the user chose none
+    (`chosen` False) and the scene is a picture: a latent model draws only the cartoon world, so a
+    picture gets the shipped rig model (PICTURES), loaded once per process."""
+    if chosen or loaded.generator.cfg.output == "rig" or scene.source != "photo":
+        return loaded
+    return _picture_model()
+
+
+@functools.lru_cache(maxsize=1)
+def _picture_model() -> LoadedModel:
+    if not PICTURES.generator_path.is_file():
+        raise CheckpointError(f"picture scenes need the rig model {PICTURES.generator_path} (missing)")
+    return load_model(PICTURES.generator_path)

@@ -40,9 +40,13 @@ SPECS: dict[str, ModelSpec] = {
     "toon-s-student": ModelSpec("toon-s-student", "toon-s-student.safetensors", "ae-s.safetensors"),
     # the 8-step flow-matching teacher: offline rendering and the student's starting point
     "toon-s-teacher": ModelSpec("toon-s-teacher", "toon-s-teacher.safetensors", "ae-s.safetensors"),
+    # the rig generator fine-tuned from the student: moves any picture (bya train rig; docs/models/rig-s.md).
+    # It needs no autoencoder; the spec names the student's, which it started from and never decodes with.
+    "rig-s": ModelSpec("rig-s", "rig-s.safetensors", "ae-s.safetensors"),
 }
 SHIPPED = SPECS["toon-s-student"]
 TEACHER = SPECS["toon-s-teacher"]
+PICTURES = SPECS["rig-s"]  # what animates picture scenes when no --model is given (a latent model cannot)
 
 
 def file_sha256(path: str | Path) -> str:

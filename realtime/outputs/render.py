@@ -28,6 +28,7 @@ from realtime.errors import (
     SceneError,
 )
 from realtime.media import AUDIO_SAMPLE_RATE, MAX_CHARACTERS, SAMPLES_PER_FRAME, VIDEO_FPS
+from realtime.model.default_model import model_for_scene
 from realtime.scene.picture.args import add_picture_arguments, check_picture_arguments
 from realtime.scene.scenes import PHOTO_ONLY_NOTE, Scene
 from realtime.stream.options import SamplingOptions
@@ -197,8 +198,10 @@ def render_command(args: argparse.Namespace) -> int:
         )
     size = loaded.generator.cfg.frame_size
     scene = load_scene(args.scene, len(streams), args.seed, size, boxes=faces, avatars=args.avatar)
+    loaded = model_for_scene(loaded, scene, chosen=args.model is not None)  # pictures: the rig model
     if scene.source == "photo" and loaded.generator.cfg.output != "rig":
         raise SceneError(f"{PHOTO_ONLY_NOTE}; pass --model with a rig model (bya train rig)")
+    options = SamplingOptions.from_args(args, loaded)
     scene = scene_for_model(scene, loaded, seed=options.seed)
     for note in scene.notes:
         print(f"bya render: {note}", file=sys.stderr)

@@ -23,6 +23,8 @@ SMOOTH_OPEN = 0.65  # weight of the newest openness in a one-pole filter: chunks
 # Lips stay sealed below this openness (and the rest of the range is stretched back to 0..1): a listener's
 # field is never exactly 0, and a mouth that trembles while others talk reads as mouthing their words.
 LIP_SEAL = 0.08
+ENVELOPE_DECAY = 0.93  # per frame: the speech envelope falls to half in ~10 frames (0.4 s) after speech
+ENVELOPE_GAIN = 2.5  # envelope -> energy: a mouth opening to 0.4 is talking at full energy
 
 
 def _wobble(t: np.ndarray, freqs: np.ndarray, phases: np.ndarray) -> np.ndarray:
@@ -43,6 +45,7 @@ class Performer:
         self.freqs = rng.uniform(0.15, 0.9, (n_faces, 3, 3))
         self.phases = rng.uniform(0, 2 * np.pi, (n_faces, 3, 3))
         self._open = np.zeros(n_faces)
+        self._env = np.zeros(n_faces)
 
     def _lids(self, k: int, block: int) -> np.ndarray:
         key = (k, block)
@@ -70,9 +73,13 @@ class Performer:
         t = np.array([frame / self.fps])
         out = []
         for k in range(self.n):
-            opn, width, energy, brow, _ = values[k]
+            opn, width, _, brow, _ = values[k]  # energy: from the mouth below
             self._open[k] = SMOOTH_OPEN * opn + (1 - SMOOTH_OPEN) * self._open[k]
             sealed = max(0.0, (self._open[k] - LIP_SEAL) / (1.0 - LIP_SEAL))
+            # speech energy from the face's own mouth: a peak follower of its openness. The field's energy
+            # channel is smoother but spills between touching heads; the mouth is what binding holds to.
+            self._env[k] = max(sealed, self._env[k] * ENVELOPE_DECAY)
+            energy = min(1.0, ENVELOPE_GAIN * self._env[k])
             head = [
                 (IDLE_HEAD[a] + SPEECH_HEAD[a] * energy)
                 * float(_wobble(t, self.freqs[k, a], self.phases[k, a])[0])

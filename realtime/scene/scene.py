@@ -52,7 +52,10 @@ class Scene:
                 f"background: expected (H, W, 3) uint8 with even H, W, got {self.background.shape}"
             )
         x0, y0, x1, y1 = self.region
-        if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
+        # a picture's layout square may reach past the canvas (faces spread wider than the canvas is tall)
+        inside = 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
+        overlaps = x0 < x1 and y0 < y1 and x0 < w and y0 < h and x1 > 0 and y1 > 0
+        if not (inside or (self.faces and overlaps)):
             raise SceneError(f"region: {self.region} does not lie inside the {w}x{h} canvas")
         if self.faces and len(self.faces) != n:
             raise SceneError(f"faces: expected one per character ({n}), got {len(self.faces)}")

@@ -138,8 +138,12 @@ def build_room(template, request: RoomRequest):
     scene = load_scene(request.scene, n, request.seed, size=cfg.frame_size, boxes=faces)
     for note in scene.notes:
         log.info("room %s: %s", request.name, note)
+    from realtime.model.default_model import model_for_scene
+
+    # a picture room is animated by the rig model when the server's model is a latent one (it cannot)
+    loaded = model_for_scene(template.loaded, scene, chosen=False)
     return Room(
-        template.loaded,
+        loaded,
         scene,
         steps=template.steps,
         seed=request.seed,

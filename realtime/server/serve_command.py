@@ -186,11 +186,23 @@ def build_sinks(args: argparse.Namespace, size: tuple[int, int]) -> list:
 def build_room(args: argparse.Namespace):
     """The engine Room for the command line's model and scene, and the (width, height) of its video."""
     from realtime.engine.room import Room
-    from realtime.model.default_model import load_model, use_backend
-    from realtime.scene.scenes import load_scene
+    from realtime.errors import SceneError
+    from realtime.model.default_model import load_model, model_for_scene, use_backend
+    from realtime.scene.scenes import PHOTO_ONLY_NOTE, load_scene
 
     set_threads(args.threads)  # torch and OpenCV pools
     loaded = load_model(args.model)
+    faces = check_picture_arguments(args)
+    size = loaded.generator.cfg.frame_size
+    scene = load_scene(
+        args.scene, args.characters, args.seed, size, boxes=faces, avatars=getattr(args, "avatar", None)
+    )
+    for note in scene.notes:
+        print(f"bya serve: {note}", file=sys.stderr)
+    # a picture is animated by the rig model unless --model chose another
+    loaded = model_for_scene(loaded, scene, chosen=args.model is not None)
+    if scene.source == "photo" and loaded.generator.cfg.output != "rig":
+        raise SceneError(f"{PHOTO_ONLY_NOTE}; pass --model with a rig model (bya train rig)")
     options = SamplingOptions.from_args(args, loaded)
     # rooms opened later (POST /rooms) start from the loaded model's settings: the command line's
     loaded.isolation, loaded.audio_guidance = options.isolation, options.audio_guidance
@@ -200,13 +212,6 @@ def build_room(args: argparse.Namespace):
         f"bya serve: model step on {loaded.backend}" + (f" (timed: {picked})" if picked else ""),
         file=sys.stderr,
     )
-    faces = check_picture_arguments(args)
-    size = loaded.generator.cfg.frame_size
-    scene = load_scene(
-        args.scene, args.characters, args.seed, size, boxes=faces, avatars=getattr(args, "avatar", None)
-    )
-    for note in scene.notes:
-        print(f"bya serve: {note}", file=sys.stderr)
     room = Room(loaded, scene, options=options, max_inputs=args.max_speakers)
     height, width = scene.background.shape[:2]
     return room, (width, height)

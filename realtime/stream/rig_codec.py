@@ -56,6 +56,7 @@ class RigCodec:
             self.renderer = PictureRenderer(scene.background, scene.faces)
             self.mode = "picture"
             self.layers = _overlapping(self.renderer.face_regions()) and scene.owners is not None
+            self.hidden = _hidden_mouths(scene) if self.layers else np.zeros(scene.n_characters, bool)
         elif scene.description is not None:
             self.mode = "cartoon"
         else:
@@ -91,6 +92,8 @@ class RigCodec:
         owners = self.scene.owners
         out = self.renderer.render([Rig()] * len(rigs))
         for k, rig in enumerate(rigs):
+            if self.hidden[k]:  # its mouth is behind another face: what shows there is the other's
+                continue
             alone = [Rig()] * len(rigs)
             alone[k] = rig
             moved = self.renderer.render(alone)
@@ -134,6 +137,20 @@ def _overlapping(regions: np.ndarray) -> bool:
             if r[i, 0] < r[j, 2] and r[j, 0] < r[i, 2] and r[i, 1] < r[j, 3] and r[j, 1] < r[i, 3]:
                 return True
     return False
+
+
+def _hidden_mouths(scene: Scene, visible_min: float = 0.5) -> np.ndarray:
+    """(N,) bool: faces whose mouth shows less than `visible_min` of itself in the picture (scene.owners)."""
+    out = np.zeros(scene.n_characters, bool)
+    h, w = scene.owners.shape
+    for k, face in enumerate(scene.faces):
+        half = max(face.mouth_width / 2, 2.0)
+        c = face.mouth_centre
+        x0, x1 = int(max(0, c[0] - half)), int(min(w, c[0] + half + 1))
+        y0, y1 = int(max(0, c[1] - half / 2)), int(min(h, c[1] + half / 2 + 1))
+        box = scene.owners[y0:y1, x0:x1]
+        out[k] = box.size == 0 or float((box == k).mean()) < visible_min
+    return out
 
 
 WORLD_CANVAS = 512  # px: the side a world scene is drawn at for a rig model (it was the model's 128)

@@ -63,7 +63,12 @@ def world_picture(scene: Scene, canvas: int, seed: int = 0) -> Scene:
     # the generator is told where each head is, as for a picture: soft ellipses over the head boxes (a
     # world render's masks cover whole bodies, which a rig model never saw in training)
     s = scene.size
-    heads = ellipse_masks(np.asarray(scene.boxes, np.float32) / s, s)
+    # far to near as the world composites them (depth, then the scene's order), so a nearer head covers
+    # a farther one in the layout as it does in the picture
+    chars = scene.description["characters"]
+    order = sorted(range(len(chars)), key=lambda i: (-chars[i]["depth"], i))
+    heads = np.empty((len(chars), s, s), np.float32)
+    heads[order] = ellipse_masks(np.asarray(scene.boxes, np.float32)[order] / s, s)
     visible = big.masks  # (N, canvas, canvas): what of each character the drawing shows
     owners = np.where(visible.max(0) > 0.5, visible.argmax(0), -1).astype(np.int8)
     return replace(

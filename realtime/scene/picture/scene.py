@@ -110,6 +110,12 @@ def _find_faces(
 
 
 def _check_mouths(faces: list[FaceLandmarks], label: str, require: bool, notes: list[str]) -> None:
+    opened = [k for k, f in enumerate(faces) if f.mouth_open_at_rest]
+    if opened:
+        notes.append(
+            f"face {', '.join(str(k + 1) for k in opened)} in {label}: the mouth is open in the picture; it is "
+            "animated around it (the jaw opens further from there, the picture's own teeth stay)"
+        )
     lost = [k for k, f in enumerate(faces) if f.source == "box"]
     if not lost:
         return
@@ -146,13 +152,16 @@ def _resize(image: np.ndarray, side: int) -> np.ndarray:
 
 
 def _square_region(heads: np.ndarray, w: int, h: int) -> tuple[int, int, int, int]:
-    """The square of the canvas the model generates: all heads plus a margin, inside the canvas."""
+    """The square the model lays the faces out in: all heads plus a margin. Inside the canvas where it
+    fits; a wide picture's faces (three portraits side by side) need a square taller than the canvas,
+    and it may then reach past the canvas's edges (a rig model sees only where the heads are)."""
     x0, y0 = heads[:, 0].min(), heads[:, 1].min()
     x1, y1 = heads[:, 2].max(), heads[:, 3].max()
-    side = int(min(max(x1 - x0, y1 - y0) * (1 + 2 * REGION_MARGIN), w, h)) // 2 * 2
+    need = max(x1 - x0, y1 - y0)
+    side = max(int(min(need * (1 + 2 * REGION_MARGIN), w, h)) // 2 * 2, 2 * math.ceil(need / 2))
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    left = int(np.clip(round(cx - side / 2), 0, w - side))
-    top = int(np.clip(round(cy - side / 2), 0, h - side))
+    left = int(np.clip(round(cx - side / 2), min(0, w - side), max(0, w - side)))
+    top = int(np.clip(round(cy - side / 2), min(0, h - side), max(0, h - side)))
     return left, top, left + side, top + side
 
 
@@ -188,8 +197,10 @@ def scene_from_faces(
     x0, y0, x1, y1 = region
     to_ref = size / (x1 - x0)
     origin = np.array([x0, y0, x0, y0], np.float32)
+    pad = max(0, -x0, -y0, x1 - cw, y1 - ch)  # a square reaching past the edges sees them repeated
+    padded = np.pad(canvas, ((pad, pad), (pad, pad), (0, 0)), mode="edge") if pad else canvas
     return Scene(
-        reference=np.ascontiguousarray(_resize(canvas[y0:y1, x0:x1], size)),
+        reference=np.ascontiguousarray(_resize(padded[y0 + pad : y1 + pad, x0 + pad : x1 + pad], size)),
         masks=_ellipse_masks(((heads - origin) * to_ref).clip(0, size), size),
         names=names,
         boxes=((boxes - origin) * to_ref).clip(0, size).astype(np.float32),
