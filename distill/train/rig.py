@@ -310,7 +310,8 @@ def train(args: argparse.Namespace) -> dict:
             "heldout": metrics,
         }
     }
-    save_generator(model, args.out, extra=facts)
+    # it never decodes with an autoencoder; the student's it started from is named, as every spec's is
+    save_generator(model, args.out, extra=facts, autoencoder=SHIPPED.autoencoder_path)
     print(f"wrote {args.out}", flush=True)
     return metrics
 
