@@ -84,6 +84,12 @@ def test_speaker_and_viewer_pages_in_chromium(loaded, tmp_path) -> None:  # noqa
                 await speaker.wait_for_function(
                     "document.getElementById('stage').videoWidth > 0", timeout=15000
                 )
+                # the stage takes the scene's own shape; only a small scene is scaled up pixelated
+                width, small, box = await speaker.evaluate(
+                    "(() => { const v = document.getElementById('stage'); const r = v.getBoundingClientRect();"
+                    " return [v.videoWidth, v.classList.contains('small'), r.width / r.height]; })()"
+                )
+                assert small == (width <= 256) and abs(box - 1.0) < 0.05  # this room's scene is square
                 await speaker.select_option("#character", "0")
                 await speaker.click("#rebind")
                 await wait_for(lambda: server.room.binding() == {whip.id: 0}, 5)

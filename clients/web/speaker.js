@@ -55,7 +55,10 @@ async function rebind() {
 
 async function watch() {
   if (viewer) await endSession(viewer, token());
-  viewer = await whepPlay($("stage"), token());
+  const stage = $("stage");
+  // pixelated scaling only for small scenes: a picture scene arrives at its own size (e.g. 1280x720)
+  stage.onloadedmetadata = () => stage.classList.toggle("small", stage.videoWidth <= 256);
+  viewer = await whepPlay(stage, token());
   viewer.pc.onconnectionstatechange = () => say(`video: ${viewer.pc.connectionState}`);
 }
 
