@@ -4,9 +4,10 @@ an MP4 and scores it against the world's ground truth.
 The shipped model is the distilled 1-step `toon-s` student (realtime/model/default_model.py), generating
 through the same streaming session the live engine runs; `--model` takes any other generator checkpoint
 (e.g. the teacher at 8 steps). `--world` writes the ground-truth render instead (what the model is judged on).
-A rig model (output="rig") moves pictures: the cartoon cast is drawn as a picture at WORLD_CANVAS px and
-moved, and a shipped photo (`duo`, or `astronaut` for one character) is moved by a dialogue of the same
-kind into photo.mp4 beside it. demo.png (and photo.png) hold one frame of each, for the README.
+A rig model (output="rig") moves pictures: with one, the cartoon cast is drawn as a picture at
+WORLD_CANVAS px and moved. Whatever the model, a shipped photo (`duo`, or `astronaut` for one character)
+is moved by a dialogue of the same kind into photo.mp4 beside it, by the picture model (rig-s) when the
+demo's own model is a latent one. demo.png and photo.png hold one frame of each, for the README.
 """
 
 from __future__ import annotations
@@ -128,7 +129,9 @@ def demo_command(args: argparse.Namespace) -> int:
         f"{_f(ls.get('mouth_motion_mean'))} of the truth's), binding AUC own {_f(b['auc_own_mean'])} "
         f"/ other {_f(b['auc_other_mean'])}, mask IoU {_f(m.get('iou_mean'))}, background PSNR {_f(report['background']['psnr_db'])} dB"
     )
-    if rig:
+    from realtime.model.spec import PICTURES
+
+    if rig or PICTURES.generator_path.is_file():  # a picture is always moved by a rig model
         photo, photo_still = photo_demo(loaded, options, args, out)
         print(f"wrote {photo} (a shipped photo moved by a dialogue) and {photo_still}")
     return 0
@@ -169,6 +172,12 @@ def photo_demo(loaded, options: SamplingOptions, args: argparse.Namespace, out: 
     scene = load_scene(PHOTO_SCENES[voices], voices, args.seed, loaded.generator.cfg.frame_size)
     for note in scene.notes:
         print(f"note: {note}")
+    from realtime.model.default_model import model_for_scene
+
+    picture_model = model_for_scene(loaded, scene, chosen=False)  # the rig model (PICTURES) for a latent one
+    if picture_model is not loaded:
+        loaded, options = picture_model, SamplingOptions.defaults(picture_model).replace(seed=options.seed)
+        print(f"photo: moved by {loaded.path.name} (pictures are always moved by a rig model)")
     dialogue = synthesize_dialogue(scene.n_characters, seconds=args.seconds, seed=args.seed)
     start = time.perf_counter()
     gen, shown = generate_scene(loaded, scene, dialogue.audio, options)

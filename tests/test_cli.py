@@ -84,8 +84,9 @@ def test_demo_generates_with_the_shipped_model(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "generated 74 frames with toon-s-student.safetensors (1 steps" in out, out
     assert "scores: lip-sync r" in out and "mouth motion" in out
-    for name in ("demo.mp4", "truth.mp4", "clip.npz", "report.json", "report.png"):
+    for name in ("demo.mp4", "truth.mp4", "clip.npz", "report.json", "report.png", "photo.mp4", "photo.png"):
         assert (tmp_path / "d" / name).stat().st_size > 0
+    assert "photo: moved by rig-s.safetensors" in out  # beside the cartoon, a shipped photo talks
     report = json.loads((tmp_path / "d" / "report.json").read_text())
     assert report["masks"]["iou_mean"] > 0.3  # the router found the characters
     assert report["binding"]["auc_own_mean"] > 0.7  # mouths move with their own voices
