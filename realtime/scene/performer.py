@@ -19,10 +19,10 @@ BLINK_PROFILE = (0.35, 0.0, 0.1, 0.6)  # eye openness over a blink's frames
 BLOCK_FRAMES = 1000  # blinks are drawn per block of frames from (seed, character, block)
 SPEECH_HEAD = (0.012, 0.010, np.deg2rad(2.0))  # head dx (face widths), dy (face heights), tilt at full energy
 IDLE_HEAD = (0.003, 0.003, np.deg2rad(0.8))  # the same, always
-SMOOTH_OPEN = 0.65  # weight of the newest openness in a one-pole filter: chunks are generated independently
+SMOOTH_OPEN = 1.0  # weight of the newest openness in a one-pole filter (1: none; smoothing cost ~30 ms of latency)
 # Lips stay sealed below this openness (and the rest of the range is stretched back to 0..1): a listener's
 # field is never exactly 0, and a mouth that trembles while others talk reads as mouthing their words.
-LIP_SEAL = 0.08
+LIP_SEAL = 0.03
 ENVELOPE_DECAY = 0.93  # per frame: the speech envelope falls to half in ~10 frames (0.4 s) after speech
 ENVELOPE_GAIN = 2.5  # envelope -> energy: a mouth opening to 0.4 is talking at full energy
 
