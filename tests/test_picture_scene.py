@@ -5,7 +5,6 @@ with her teeth showing (an open mouth), Grace Hopper's mouth is closed, `duo` ho
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import struct
@@ -14,12 +13,11 @@ import zlib
 from pathlib import Path
 from types import SimpleNamespace
 
-import aiohttp
 import numpy as np
 import pytest
 import torch
-from aiohttp import web
 from PIL import Image
+from test_rooms import served  # the 2-character room server the room tests use, same token and limits
 
 from realtime.errors import SceneError
 from realtime.scene.picture import landmarks
@@ -377,27 +375,6 @@ def tiny_loaded():
     torch.manual_seed(0)
     gen = Generator(GENERATOR_CONFIGS["tiny"]).eval()
     return LoadedModel(gen, FrameAutoencoder(AUTOENCODER_CONFIGS["ae-s"]).eval(), 1, None)
-
-
-@contextlib.asynccontextmanager
-async def served(loaded):
-    from realtime.engine.room import Room
-    from realtime.scene.scenes import world_scene
-    from realtime.server.app import LiveServer, ServerLimits
-    from realtime.server.http_guard import GuardConfig
-
-    room = Room(loaded, world_scene(2, seed=0, size=loaded.generator.cfg.frame_size), steps=1, seed=0)
-    limits = ServerLimits(idle_timeout_s=2.0, max_rooms=3, max_viewers_total=8)
-    server = LiveServer(room, GuardConfig.build(TOKEN, False, "127.0.0.1"), limits)
-    runner = web.AppRunner(server.app, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        async with aiohttp.ClientSession() as http:
-            yield server, f"http://127.0.0.1:{runner.addresses[0][1]}", http
-    finally:
-        await runner.cleanup()
 
 
 def test_post_rooms_with_a_bad_picture_or_face_is_a_400(tiny_loaded) -> None:

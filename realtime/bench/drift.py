@@ -65,17 +65,11 @@ def run(
         options=SamplingOptions.defaults(loaded, seed=seed),  # the model's settings
     )
     audio = clip.dialogue.audio.astype(np.float32)
-    keep_every = VIDEO_FPS  # one scored frame per second
     kept_idx, kept = [], []
-    piece = PIECE_S * AUDIO_SAMPLE_RATE
     t0 = time.perf_counter()
-    for pos in range(0, audio.shape[1], piece):
-        for ch in s.push(audio[:, pos : pos + piece]):
-            for i, f in enumerate(ch.frames):
-                idx = ch.first_frame + i
-                if idx % keep_every == 0:
-                    kept_idx.append(idx)
-                    kept.append(f)
+    for idx, f in every_second(s, audio):
+        kept_idx.append(idx)
+        kept.append(f)
     wall = time.perf_counter() - t0
     idx = np.array(kept_idx)
     frames = np.stack(kept)
@@ -118,6 +112,16 @@ def run(
         "cache_bytes_end": s.cache_bytes(),
         "provenance": provenance([loaded.path, loaded.autoencoder_path], command, threads),
     }
+
+
+def every_second(session, audio: np.ndarray):
+    """(frame index, frame) of one frame per second as `session` streams `audio`, PIECE_S s at a time."""
+    piece = PIECE_S * AUDIO_SAMPLE_RATE
+    for pos in range(0, audio.shape[1], piece):
+        for ch in session.push(audio[:, pos : pos + piece]):
+            for i, f in enumerate(ch.frames):
+                if (ch.first_frame + i) % VIDEO_FPS == 0:
+                    yield ch.first_frame + i, f
 
 
 def outside_mask(shape: tuple[int, int], regions: np.ndarray) -> np.ndarray:
@@ -184,18 +188,13 @@ def run_picture(
     outside = picture[keep]
     rest = face_colours(picture, regions)
     kept_idx, psnrs, colours = [], [], []
-    piece = PIECE_S * AUDIO_SAMPLE_RATE
     t0 = time.perf_counter()
-    for pos in range(0, audio.shape[1], piece):
-        for ch in s.push(audio[:, pos : pos + piece]):
-            for i, f in enumerate(ch.frames):
-                idx = ch.first_frame + i
-                if idx % VIDEO_FPS == 0:  # one scored frame per second
-                    if f.shape != picture.shape:
-                        raise ValueError(f"frames are {f.shape}, the canvas {picture.shape}")
-                    kept_idx.append(idx)
-                    psnrs.append(psnr_db(f[keep], outside))
-                    colours.append(face_colours(f, regions) - rest)
+    for idx, f in every_second(s, audio):
+        if f.shape != picture.shape:
+            raise ValueError(f"frames are {f.shape}, the canvas {picture.shape}")
+        kept_idx.append(idx)
+        psnrs.append(psnr_db(f[keep], outside))
+        colours.append(face_colours(f, regions) - rest)
     wall = time.perf_counter() - t0
     idx, psnr, diff = np.array(kept_idx), np.array(psnrs), np.stack(colours)  # diff: (T, N, 3)
     drift = np.linalg.norm(diff - diff[:1], axis=-1)  # (T, N): how far each face's colour has wandered
